@@ -1,0 +1,229 @@
+"""The embedded default: Triton and the gateway as child processes on one machine.
+
+``toolmesh up``, ``make demo`` and the test fixtures all start the mesh through
+``LocalMesh``, so what the tests exercise is exactly what users run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from toolmesh_models.paths import PLACEMENT_FILE
+from toolmesh_models.placement import detect_gpus, load_placement
+from toolmesh_models.repository import render_repository
+from toolmesh_models.server import TritonServer, TritonStartError, free_port
+
+from toolmesh_gateway.server import FUNCTIONS_SERVICE
+
+__all__ = ["LocalMesh", "MeshState", "default_run_dir", "wait_for_health"]
+
+STATE_FILE = "state.json"
+
+
+def default_run_dir() -> Path:
+    """``TOOLMESH_HOME`` or ``~/.cache/toolmesh``: rendered repository, logs, state file."""
+    home = os.environ.get("TOOLMESH_HOME")
+    return Path(home) if home else Path.home() / ".cache" / "toolmesh"
+
+
+@dataclass
+class MeshState:
+    """What ``toolmesh up --detach`` leaves for ``status`` and ``down``."""
+
+    address: str
+    triton_url: str
+    triton_pid: int
+    gateway_pid: int
+    run_dir: str
+    gpus: list[int] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+
+    def save(self, run_dir: Path) -> Path:
+        path = run_dir / STATE_FILE
+        path.write_text(json.dumps(asdict(self), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, run_dir: Path) -> MeshState | None:
+        path = run_dir / STATE_FILE
+        if not path.exists():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+
+def wait_for_health(address: str, timeout: float, service: str = FUNCTIONS_SERVICE) -> None:
+    """Block until the gateway reports ``service`` SERVING (which needs Triton ready)."""
+    deadline = time.monotonic() + timeout
+    last_error = "no answer"
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last_error = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.RpcError as exc:
+                last_error = f"{exc.code().name}: {exc.details()}"
+            time.sleep(0.2)
+    raise TimeoutError(f"gateway at {address} not serving after {timeout:.0f}s ({last_error})")
+
+
+class LocalMesh:
+    """Triton + gateway on loopback. Use as a context manager, or ``start()``/``stop()``.
+
+    Args:
+        address: Gateway listen address; ``None`` picks a free loopback port.
+        run_dir: Rendered model repository, backend directory, logs.
+        placement: Placement file; the machine's GPUs decide KIND_GPU vs KIND_CPU.
+        gpus: GPU indices to place on; default: detected.
+        models: Only these models (default all).
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        run_dir: Path | None = None,
+        placement: Path = PLACEMENT_FILE,
+        gpus: list[int] | None = None,
+        models: list[str] | None = None,
+        gateway_args: tuple[str, ...] = (),
+    ) -> None:
+        self.address = address or f"127.0.0.1:{free_port()}"
+        self.run_dir = run_dir or default_run_dir()
+        self.placement = placement
+        self.gpus = detect_gpus() if gpus is None else gpus
+        self.models = models
+        self.gateway_args = gateway_args
+        self.triton: TritonServer | None = None
+        self.gateway: subprocess.Popen[bytes] | None = None
+        self.model_names: list[str] = []
+
+    @property
+    def gateway_log(self) -> Path:
+        return self.run_dir / "gateway.log"
+
+    def start(self, timeout: float = 180.0, *, detach: bool = False) -> None:
+        """Render the repository, start Triton, start the gateway, wait until it serves."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.model_names = render_repository(
+            self.run_dir / "repository",
+            placement=load_placement(self.placement),
+            gpus=self.gpus,
+            models=self.models,
+        )
+        self.triton = TritonServer(self.run_dir / "repository", self.run_dir / "triton")
+        self.triton.start(timeout, new_session=detach)
+        try:
+            self._start_gateway(timeout, detach)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_gateway(self, timeout: float, detach: bool) -> None:
+        assert self.triton is not None
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        command = [
+            sys.executable,
+            "-m",
+            "toolmesh_gateway",
+            f"--address={self.address}",
+            f"--triton-url={self.triton.grpc_url}",
+            *self.gateway_args,
+        ]
+        with open(self.gateway_log, "wb") as log:
+            self.gateway = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=detach
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.gateway.poll() is not None:
+                raise TritonStartError(
+                    f"gateway exited with code {self.gateway.returncode}; see {self.gateway_log}:\n"
+                    + "\n".join(self.gateway_log.read_text(errors="replace").splitlines()[-20:])
+                )
+            try:
+                wait_for_health(self.address, timeout=min(2.0, deadline - time.monotonic()))
+                return
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+
+    def state(self) -> MeshState:
+        assert self.triton is not None and self.triton.pid is not None
+        assert self.gateway is not None
+        return MeshState(
+            address=self.address,
+            triton_url=self.triton.grpc_url,
+            triton_pid=self.triton.pid,
+            gateway_pid=self.gateway.pid,
+            run_dir=str(self.run_dir),
+            gpus=list(self.gpus),
+            models=self.model_names,
+        )
+
+    def stop(self) -> None:
+        """Stop the gateway first (it drains), then Triton. Idempotent."""
+        gateway, self.gateway = self.gateway, None
+        if gateway is not None and gateway.poll() is None:
+            gateway.send_signal(signal.SIGTERM)
+            try:
+                gateway.wait(15)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
+                gateway.wait(5)
+        if self.triton is not None:
+            self.triton.stop()
+
+    def __enter__(self) -> LocalMesh:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def stop_detached(state: MeshState, timeout: float = 15.0) -> list[str]:
+    """Stop the processes a detached ``toolmesh up`` left running; returns what was stopped."""
+    stopped = []
+    for name, pid in (("gateway", state.gateway_pid), ("triton", state.triton_pid)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.1)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            stopped.append(f"{name} (pid {pid})")
+    (Path(state.run_dir) / STATE_FILE).unlink(missing_ok=True)
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A child that exited but was not reaped still "exists"; look at its state.
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return status != "Z"

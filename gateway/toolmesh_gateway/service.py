@@ -1,0 +1,168 @@
+"""The gateway's gRPC servicers: the registry and function calls."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import jsonschema.exceptions
+from toolmesh._values import RawImage, WireFormatError, decode_value, encode_value
+from toolmesh.v1 import functions_pb2, functions_pb2_grpc, registry_pb2, registry_pb2_grpc
+
+from toolmesh_gateway.codec import check_image, decode_result, encode_arguments
+from toolmesh_gateway.errors import GatewayError
+from toolmesh_gateway.registry import FunctionSpec, Registry
+from toolmesh_gateway.schema import with_defaults
+from toolmesh_gateway.triton import TritonBackend
+
+__all__ = ["FunctionsService", "RegistryService"]
+
+log = logging.getLogger(__name__)
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Handler = Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]
+
+
+def handles_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
+    """Turn every failure of a handler into a precise status; nothing escapes as UNKNOWN.
+
+    ``GatewayError`` carries its own code and a message meant for the caller.
+    Anything else is a bug: it is logged with an id, and the caller gets
+    INTERNAL with that id (never the exception text, which may hold internals).
+    """
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext) -> Resp:
+        try:
+            return await method(self, request, context)
+        except GatewayError as exc:
+            await context.abort(exc.code, exc.message)
+        except Exception:
+            incident = uuid.uuid4().hex[:12]
+            log.exception("unexpected error in %s (incident %s)", method.__name__, incident)
+            await context.abort(
+                grpc.StatusCode.INTERNAL, f"internal gateway error (incident {incident})"
+            )
+        raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+    return wrapper
+
+
+def _invalid(message: str) -> GatewayError:
+    return GatewayError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def _lookup(registry: Registry, name: str) -> FunctionSpec:
+    function = registry.get(name)
+    if function is None:
+        known = ", ".join(registry.names()) or "(none)"
+        raise GatewayError(
+            grpc.StatusCode.NOT_FOUND, f"unknown function {name!r}; registered functions: {known}"
+        )
+    return function
+
+
+def _field(error: jsonschema.exceptions.ValidationError) -> str:
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    return path.lstrip(".") or "arguments"
+
+
+def read_arguments(function: FunctionSpec, request: functions_pb2.CallRequest) -> dict[str, Any]:
+    """Decode, complete and validate a call's arguments; INVALID_ARGUMENT names the field."""
+    names = function.parameter_names
+    arguments: dict[str, Any] = {}
+    for name, value in request.arguments.items():
+        if name not in names:
+            raise _invalid(
+                f"unknown argument {name!r} for {function.name}; it takes: {', '.join(names)}"
+            )
+        try:
+            decoded = decode_value(value)
+        except WireFormatError as exc:
+            raise _invalid(f"argument {name!r}: {exc}") from exc
+        if name in function.image_parameters and isinstance(decoded, bytes):
+            decoded = RawImage(encoded=decoded)
+        arguments[name] = decoded
+    missing = [n for n in function.required if n not in arguments]
+    if missing:
+        raise _invalid(f"missing required argument(s) for {function.name}: {', '.join(missing)}")
+    with_defaults(function.parameters_schema, arguments)
+    error = jsonschema.exceptions.best_match(function.parameters_validator.iter_errors(arguments))
+    if error is not None:
+        raise _invalid(f"argument {_field(error)}: {error.message}")
+    return arguments
+
+
+class RegistryService(registry_pb2_grpc.RegistryServicer):
+    """Serves the Function documents."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._listing = registry_pb2.ListFunctionsResponse(
+            functions=[f.to_proto() for f in registry]
+        )
+
+    @handles_errors
+    async def ListFunctions(
+        self, request: registry_pb2.ListFunctionsRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.ListFunctionsResponse:
+        return self._listing
+
+    @handles_errors
+    async def GetFunction(
+        self, request: registry_pb2.GetFunctionRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.Function:
+        return _lookup(self._registry, request.name).to_proto()
+
+
+class FunctionsService(functions_pb2_grpc.FunctionsServicer):
+    """Validates a call, runs it on Triton, validates and returns the result."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        backend: TritonBackend,
+        *,
+        max_image_pixels: int,
+        default_timeout_s: float,
+    ) -> None:
+        self._registry = registry
+        self._backend = backend
+        self._max_image_pixels = max_image_pixels
+        self._default_timeout_s = default_timeout_s
+
+    @handles_errors
+    async def Call(
+        self, request: functions_pb2.CallRequest, context: grpc.aio.ServicerContext
+    ) -> functions_pb2.CallResponse:
+        function = _lookup(self._registry, request.function)
+        arguments = read_arguments(function, request)
+        for name in function.image_parameters:
+            if name in arguments:
+                check_image(name, arguments[name], self._max_image_pixels)
+        model = await self._backend.model_info(function.model)
+        inputs = encode_arguments(function, model, arguments)
+        remaining = context.time_remaining()
+        started = time.perf_counter_ns()
+        result = await self._backend.infer(
+            function.model,
+            inputs,
+            version=function.model_version,
+            timeout=remaining if remaining is not None else self._default_timeout_s,
+        )
+        backend_micros = (time.perf_counter_ns() - started) // 1000
+        value = decode_result(function, model, result)
+        error = jsonschema.exceptions.best_match(function.result_validator.iter_errors(value))
+        if error is not None:
+            raise GatewayError(
+                grpc.StatusCode.INTERNAL,
+                f"model {function.model!r} returned a result that does not match the "
+                f"resultSchema of {function.name}: {_field(error)}: {error.message}",
+            )
+        return functions_pb2.CallResponse(result=encode_value(value), backend_micros=backend_micros)

@@ -1,0 +1,142 @@
+"""A thin adapter over ``tritonclient.grpc.aio``: model metadata, inference, error mapping.
+
+Everything Triton-specific the gateway does goes through here, so routing to
+several servers (or an in-process backend) replaces only this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import grpc
+from tritonclient.grpc import InferInput, InferResult
+from tritonclient.grpc.aio import InferenceServerClient
+from tritonclient.utils import InferenceServerException
+
+from toolmesh_gateway.errors import GatewayError
+
+__all__ = ["ModelInfo", "TensorInfo", "TritonBackend"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    name: str
+    datatype: str  # KServe v2 name: "UINT8", "BYTES", "FP32", ...
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the gateway must know of a model to build its tensors."""
+
+    name: str
+    inputs: Mapping[str, TensorInfo]
+    outputs: Mapping[str, TensorInfo]
+    max_batch_size: int
+
+
+_UNREACHABLE = {"UNAVAILABLE", "NOT_FOUND", "UNKNOWN"}
+
+
+def _status(exc: InferenceServerException) -> str:
+    status = exc.status() or ""
+    return status.removeprefix("StatusCode.")
+
+
+def map_triton_error(exc: InferenceServerException, model: str, url: str) -> GatewayError:
+    """The gRPC status a caller should see for a Triton failure."""
+    status = _status(exc)
+    message = exc.message() or str(exc)
+    if status == "INVALID_ARGUMENT":
+        return GatewayError(grpc.StatusCode.INVALID_ARGUMENT, message)
+    if status == "DEADLINE_EXCEEDED":
+        return GatewayError(
+            grpc.StatusCode.DEADLINE_EXCEEDED, f"model {model!r} did not answer in time"
+        )
+    if status in _UNREACHABLE or "is not found" in message or "is not ready" in message:
+        return GatewayError(
+            grpc.StatusCode.UNAVAILABLE, f"model {model!r} is unavailable on {url}: {message}"
+        )
+    if status == "RESOURCE_EXHAUSTED":
+        return GatewayError(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+    if status == "CANCELLED":
+        return GatewayError(grpc.StatusCode.CANCELLED, f"call to model {model!r} was cancelled")
+    return GatewayError(grpc.StatusCode.INTERNAL, f"model {model!r} failed: {message}")
+
+
+class TritonBackend:
+    """One Triton server, over one gRPC channel, with model metadata cached by name."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client = InferenceServerClient(url)
+        self._models: dict[str, ModelInfo] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def model_info(self, model: str, *, timeout: float | None = 10.0) -> ModelInfo:
+        """Inputs, outputs and batching of a model, fetched once and cached."""
+        cached = self._models.get(model)
+        if cached is not None:
+            return cached
+        lock = self._locks.setdefault(model, asyncio.Lock())
+        async with lock:
+            if model in self._models:
+                return self._models[model]
+            try:
+                config = await self._client.get_model_config(model, client_timeout=timeout)
+            except InferenceServerException as exc:
+                raise map_triton_error(exc, model, self.url) from exc
+            cfg = config.config
+            info = ModelInfo(
+                name=model,
+                inputs={
+                    i.name: TensorInfo(i.name, _v2_datatype(i.data_type), i.optional)
+                    for i in cfg.input
+                },
+                outputs={o.name: TensorInfo(o.name, _v2_datatype(o.data_type)) for o in cfg.output},
+                max_batch_size=cfg.max_batch_size,
+            )
+            self._models[model] = info
+            return info
+
+    async def infer(
+        self,
+        model: str,
+        inputs: Sequence[InferInput],
+        *,
+        version: str = "",
+        timeout: float | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> InferResult:
+        try:
+            return await self._client.infer(
+                model,
+                list(inputs),
+                model_version=version,
+                client_timeout=timeout,
+                headers=dict(headers) if headers else None,
+            )
+        except InferenceServerException as exc:
+            raise map_triton_error(exc, model, self.url) from exc
+
+    async def is_ready(self, *, timeout: float = 2.0) -> bool:
+        try:
+            return bool(await self._client.is_server_ready(client_timeout=timeout))
+        except InferenceServerException:
+            return False
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _v2_datatype(config_type: int) -> str:
+    """``TYPE_FP32`` (model config enum) → ``FP32`` (KServe v2 name); STRING is BYTES on the wire."""
+    from tritonclient.grpc import model_config_pb2
+
+    name = model_config_pb2.DataType.Name(config_type).removeprefix("TYPE_")
+    return "BYTES" if name == "STRING" else name

@@ -1,0 +1,59 @@
+"""toolmesh: call vision models served by Triton as typed, documented functions.
+
+import asyncio, toolmesh
+from pathlib import Path
+
+async def main():
+    people = await toolmesh.call("find", image=Path("street.jpg"), object_name="person")
+    print(len(people), "people")
+
+asyncio.run(main())
+"""
+
+from toolmesh._client import Client, ClientState
+from toolmesh._config import USE_CLIENT_DEFAULT
+from toolmesh._default import aclose_default_client, call, default_client, describe, functions
+from toolmesh._exceptions import (
+    AuthError,
+    Cancelled,
+    ClientClosed,
+    DeadlineExceeded,
+    FailedPrecondition,
+    FunctionNotFound,
+    InvalidArgument,
+    RemoteError,
+    ResourceExhausted,
+    ToolmeshError,
+    Unavailable,
+)
+from toolmesh._functions import FunctionInfo
+from toolmesh._sync import SyncClient
+from toolmesh._values import RawImage, WireFormatError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "USE_CLIENT_DEFAULT",
+    "AuthError",
+    "Cancelled",
+    "Client",
+    "ClientClosed",
+    "ClientState",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "FunctionInfo",
+    "FunctionNotFound",
+    "InvalidArgument",
+    "RawImage",
+    "RemoteError",
+    "ResourceExhausted",
+    "SyncClient",
+    "ToolmeshError",
+    "Unavailable",
+    "WireFormatError",
+    "aclose_default_client",
+    "call",
+    "default_client",
+    "describe",
+    "functions",
+]

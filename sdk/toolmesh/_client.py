@@ -1,0 +1,202 @@
+"""The asyncio client: the one implementation every other entry point delegates to."""
+
+from __future__ import annotations
+
+import enum
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from toolmesh._config import USE_CLIENT_DEFAULT, ClientSettings, _Unset
+from toolmesh._exceptions import ClientClosed, map_grpc_errors
+from toolmesh._functions import FunctionInfo
+from toolmesh._transport import AsyncTransport, GrpcTransport, Metadata
+from toolmesh._values import RawImage, decode_value, encode_value
+from toolmesh.v1 import functions_pb2
+
+__all__ = ["Client", "ClientState", "raw_image_to_pil"]
+
+
+class ClientState(enum.Enum):
+    UNOPENED = 1  # constructed; the channel opens on first use
+    OPENED = 2
+    CLOSED = 3
+
+
+@dataclass
+class _Core:
+    """What a client and all its ``with_options`` views share: settings, channel, state."""
+
+    settings: ClientSettings
+    transport: AsyncTransport | None
+    state: ClientState = ClientState.UNOPENED
+    owns_transport: bool = True
+
+    def transport_for_use(self) -> AsyncTransport:
+        if self.state is ClientState.CLOSED:
+            raise ClientClosed("this client has been closed; create a new one")
+        if self.transport is None:
+            # Created on first use so that it binds to the loop that uses it.
+            self.transport = GrpcTransport(
+                self.settings.address, max_message_bytes=self.settings.max_message_bytes
+            )
+        self.state = ClientState.OPENED
+        return self.transport
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    timeout: float | None
+    metadata: tuple[tuple[str, str], ...] = field(default=())
+
+
+class Client:
+    """An asyncio client for a toolmesh gateway.
+
+    One client holds one gRPC channel, reused by every call; it can be shared by
+    any number of tasks on the event loop that first uses it. Use it as an async
+    context manager, or call ``aclose()``::
+
+        async with toolmesh.Client("localhost:50051") as client:
+            people = await client.call("find", image=Path("street.jpg"), object_name="person")
+            boxes = await asyncio.gather(
+                *(client.call("find", image=img, object_name="car") for img in images)
+            )
+
+    Arguments may be PIL images, NumPy arrays, ``bytes`` or ``pathlib.Path`` for
+    images, and plain Python values otherwise. Results are plain Python data
+    matching the function's ``resultSchema``; images come back as PIL images.
+
+    Args:
+        address: ``host:port`` of the gateway; default ``TOOLMESH_ADDRESS`` or
+            ``localhost:50051``.
+        timeout: Seconds per call; ``None`` for no deadline. Default
+            ``TOOLMESH_TIMEOUT`` or 60.
+        metadata: gRPC metadata sent with every call (e.g. authorization).
+        transport: Replaces the gRPC transport (tests, in-process routing).
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        timeout: float | _Unset | None = USE_CLIENT_DEFAULT,
+        metadata: Metadata = (),
+        max_message_bytes: int | None = None,
+        transport: AsyncTransport | None = None,
+    ) -> None:
+        settings = ClientSettings.resolve(address, timeout, max_message_bytes)
+        self._core = _Core(settings, transport, owns_transport=True)
+        self._options = _Options(settings.timeout, tuple(metadata))
+
+    @property
+    def address(self) -> str:
+        return self._core.settings.address
+
+    @property
+    def state(self) -> ClientState:
+        return self._core.state
+
+    def with_options(
+        self,
+        *,
+        timeout: float | _Unset | None = USE_CLIENT_DEFAULT,
+        metadata: Metadata | None = None,
+    ) -> Client:
+        """A view of this client with other per-call options, sharing its channel.
+
+        Closing any view closes the shared channel.
+        """
+        view = object.__new__(Client)
+        view._core = self._core
+        view._options = _Options(
+            self._options.timeout if isinstance(timeout, _Unset) else timeout,
+            self._options.metadata if metadata is None else tuple(metadata),
+        )
+        return view
+
+    async def call(self, function: str, /, **arguments: Any) -> Any:
+        """Call a registered function with keyword arguments and return its result.
+
+        Raises:
+            FunctionNotFound: no function of that name.
+            InvalidArgument: arguments or an image were rejected.
+            Unavailable: the gateway or model server is down.
+            DeadlineExceeded: the call took longer than ``timeout``.
+            WireFormatError: an argument has a type that cannot be sent.
+        """
+        request = build_call_request(function, arguments)
+        transport = self._core.transport_for_use()
+        with map_grpc_errors():
+            response = await transport.call(
+                request, timeout=self._options.timeout, metadata=self._options.metadata
+            )
+        return decode_value(response.result, raw_image_to_pil)
+
+    async def functions(self) -> list[FunctionInfo]:
+        """Every registered function with its documentation and schemas."""
+        transport = self._core.transport_for_use()
+        with map_grpc_errors():
+            response = await transport.list_functions(
+                timeout=self._options.timeout, metadata=self._options.metadata
+            )
+        return [FunctionInfo.from_proto(f) for f in response.functions]
+
+    async def function(self, name: str) -> FunctionInfo:
+        """One function's document; ``FunctionNotFound`` if it is not registered."""
+        transport = self._core.transport_for_use()
+        with map_grpc_errors():
+            message = await transport.get_function(
+                name, timeout=self._options.timeout, metadata=self._options.metadata
+            )
+        return FunctionInfo.from_proto(message)
+
+    async def aclose(self) -> None:
+        """Close the channel. Idempotent; later calls raise ``ClientClosed``."""
+        core = self._core
+        if core.state is ClientState.CLOSED:
+            return
+        core.state = ClientState.CLOSED
+        if core.transport is not None and core.owns_transport:
+            await core.transport.aclose()
+
+    async def __aenter__(self) -> Client:
+        if self._core.state is ClientState.CLOSED:
+            raise ClientClosed("cannot reopen a closed client")
+        self._core.transport_for_use()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def build_call_request(function: str, arguments: Mapping[str, Any]) -> functions_pb2.CallRequest:
+    """The wire request for a call; shared by every client flavour."""
+    if not isinstance(function, str) or not function:
+        raise TypeError("the function name must be a non-empty string")
+    request = functions_pb2.CallRequest(function=function)
+    for name, value in arguments.items():
+        request.arguments[name].CopyFrom(encode_value(value))
+    return request
+
+
+def raw_image_to_pil(image: RawImage) -> Any:
+    """A wire image as a PIL image (single-channel arrays become mode ``L``/``I;16``)."""
+    from PIL import Image
+
+    if image.encoded is not None:
+        pil = Image.open(io.BytesIO(image.encoded))
+        pil.load()
+        return pil
+    assert image.array is not None
+    array = image.array
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    return Image.fromarray(array)

@@ -1,0 +1,228 @@
+"""Typer application; each command is a thin shell over the SDK or the local mesh."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import toolmesh
+from toolmesh.cli._args import parse_assignments, result_to_json
+
+app = typer.Typer(
+    name="toolmesh",
+    help="Vision models served by Triton as typed, documented functions over gRPC.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address", "-a", help="Gateway host:port (default TOOLMESH_ADDRESS or localhost:50051)."
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except toolmesh.RemoteError as exc:
+        raise _fail(f"{exc.code.name}: {exc.details}") from exc
+
+
+@app.command()
+def up(
+    address: Annotated[str, typer.Option(help="Gateway listen address.")] = "",
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Start and return; stop with `toolmesh down`.")
+    ] = False,
+    placement: Annotated[Path | None, typer.Option(help="Placement file (models per GPU).")] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Where logs and the rendered repository go.")
+    ] = None,
+    models: Annotated[
+        str, typer.Option(help="Comma-separated models to serve (default all).")
+    ] = "",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 180.0,
+) -> None:
+    """Start Triton and the gateway on this machine."""
+    from toolmesh_gateway.local import LocalMesh, MeshState, default_run_dir
+    from toolmesh_models.paths import PLACEMENT_FILE
+    from toolmesh_models.server import TritonStartError
+
+    address = address or os.environ.get("TOOLMESH_ADDRESS", "localhost:50051")
+    run_dir = run_dir or default_run_dir()
+    existing = MeshState.load(run_dir)
+    if existing is not None:
+        raise _fail(
+            f"a mesh from {run_dir} is already up at {existing.address}; `toolmesh down` first"
+        )
+    mesh = LocalMesh(
+        address,
+        run_dir=run_dir,
+        placement=placement or PLACEMENT_FILE,
+        models=[m.strip() for m in models.split(",") if m.strip()] or None,
+    )
+    with console.status("starting Triton and the gateway…"):
+        try:
+            mesh.start(timeout, detach=detach)
+        except (TritonStartError, TimeoutError, OSError, ValueError) as exc:
+            raise _fail(str(exc)) from exc
+    state = mesh.state()
+    placement_text = f"GPUs {state.gpus}" if state.gpus else "CPU only (KIND_CPU)"
+    console.print(
+        f"[green]toolmesh is up[/green]: gateway [bold]{state.address}[/bold] (plaintext, loopback) → "
+        f"Triton {state.triton_url}; {len(state.models)} models on {placement_text}\n"
+        f"logs: {run_dir}/gateway.log, {run_dir}/triton/triton.log"
+    )
+    if detach:
+        state.save(run_dir)
+        console.print("detached; stop with `toolmesh down`")
+        return
+    stop = asyncio.Event()
+
+    async def wait() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+    try:
+        console.print("press Ctrl-C to stop")
+        asyncio.run(wait())
+    finally:
+        mesh.stop()
+        console.print("stopped")
+
+
+@app.command()
+def down(run_dir: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Stop a mesh started with `toolmesh up --detach`."""
+    from toolmesh_gateway.local import MeshState, default_run_dir, stop_detached
+
+    state = MeshState.load(run_dir or default_run_dir())
+    if state is None:
+        raise _fail("no detached mesh is running (no state file)")
+    for line in stop_detached(state):
+        console.print(f"stopped {line}")
+
+
+@app.command()
+def status(
+    address: AddressOpt = None, run_dir: Annotated[Path | None, typer.Option()] = None
+) -> None:
+    """Show the local mesh and whether the gateway serves."""
+    from toolmesh_gateway.local import MeshState, default_run_dir, wait_for_health
+
+    state = MeshState.load(run_dir or default_run_dir())
+    target = (
+        address
+        or (state.address if state else None)
+        or os.environ.get("TOOLMESH_ADDRESS", "localhost:50051")
+    )
+    if state is not None:
+        console.print(
+            f"local mesh: gateway pid {state.gateway_pid}, Triton pid {state.triton_pid} at "
+            f"{state.triton_url}, models {', '.join(state.models)}"
+        )
+    try:
+        wait_for_health(target, timeout=3)
+    except TimeoutError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"gateway {target}: [green]SERVING[/green]")
+
+
+@app.command("ls")
+def list_functions(address: AddressOpt = None) -> None:
+    """List the registered functions."""
+
+    async def fetch() -> list[toolmesh.FunctionInfo]:
+        async with toolmesh.Client(address) as client:
+            return await client.functions()
+
+    table = Table("function", "model", "summary")
+    for info in _run(fetch()):
+        table.add_row(info.signature(), info.model, info.documentation.splitlines()[0])
+    console.print(table)
+
+
+@app.command()
+def describe(name: str, address: AddressOpt = None) -> None:
+    """Show a function's documentation and schemas."""
+
+    async def fetch() -> toolmesh.FunctionInfo:
+        async with toolmesh.Client(address) as client:
+            return await client.function(name)
+
+    info = _run(fetch())
+    console.print(f"[bold]{info.signature()}[/bold]  (model {info.model})\n")
+    console.print(info.documentation + "\n")
+    console.print("parametersSchema:")
+    console.print_json(json.dumps(info.parameters_schema))
+    console.print("resultSchema:")
+    console.print_json(json.dumps(info.result_schema))
+
+
+@app.command()
+def call(
+    name: str,
+    assignments: Annotated[list[str] | None, typer.Argument(help="key=value arguments")] = None,
+    image: Annotated[Path | None, typer.Option(help="Image file for the `image` argument.")] = None,
+    save: Annotated[
+        Path | None, typer.Option(help="Directory to write image/binary results to.")
+    ] = None,
+    address: AddressOpt = None,
+) -> None:
+    """Call a function and print its result as JSON, e.g. `toolmesh call find --image a.jpg object_name=car`."""
+
+    async def invoke() -> Any:
+        async with toolmesh.Client(address) as client:
+            info = await client.function(name)
+            arguments = parse_assignments(assignments or [], info.parameters_schema)
+            if image is not None:
+                if not image.is_file():
+                    raise _fail(f"{image}: no such file")
+                arguments["image"] = image
+            return await client.call(name, **arguments)
+
+    try:
+        result = _run(invoke())
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from exc
+    sys.stdout.write(json.dumps(result_to_json(result, save, name), indent=2) + "\n")
+
+
+@app.command()
+def demo(
+    address: AddressOpt = None,
+    images: Annotated[
+        Path | None, typer.Option(help="Folder of frames (default: the bundled street frames).")
+    ] = None,
+) -> None:
+    """Count people and vehicles per frame, serially then concurrently (starts a mesh if needed)."""
+    from toolmesh.cli._demo import run_demo
+
+    code = run_demo(console, address, images)
+    if code:
+        raise typer.Exit(code)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,77 @@
+"""Turning command-line text into typed arguments, and results into JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["parse_assignments", "result_to_json"]
+
+
+def _coerce(name: str, text: str, schema: dict[str, Any]) -> Any:
+    kind = schema.get("type")
+    try:
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            return float(text)
+        if kind == "boolean":
+            lowered = text.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return lowered in ("true", "1", "yes")
+        if kind in ("array", "object"):
+            return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"argument {name}: {text!r} is not a valid {kind}") from exc
+    if schema.get("format") == "image":
+        return Path(text)
+    return text
+
+
+def parse_assignments(items: list[str], parameters_schema: dict[str, Any]) -> dict[str, Any]:
+    """``key=value`` pairs typed by the function's parameter schema."""
+    properties: dict[str, Any] = parameters_schema.get("properties", {})
+    arguments: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected key=value, got {item!r}")
+        arguments[key] = _coerce(key, value, properties.get(key, {}))
+    return arguments
+
+
+def result_to_json(result: Any, save_dir: Path | None, stem: str) -> Any:
+    """JSON-able form of a result: images and bytes are summarised, or written to ``save_dir``."""
+    counter = 0
+
+    def convert(value: Any) -> Any:
+        nonlocal counter
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        if isinstance(value, bytes):
+            summary: dict[str, Any] = {"bytes": len(value)}
+            if save_dir is not None:
+                counter += 1
+                path = save_dir / f"{stem}-{counter}.bin"
+                save_dir.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(value)
+                summary["saved"] = str(path)
+            return summary
+        if hasattr(value, "size") and hasattr(value, "mode") and hasattr(value, "save"):
+            summary = {
+                "image": {"width": value.size[0], "height": value.size[1], "mode": value.mode}
+            }
+            if save_dir is not None:
+                counter += 1
+                path = save_dir / f"{stem}-{counter}.png"
+                save_dir.mkdir(parents=True, exist_ok=True)
+                value.save(path)
+                summary["saved"] = str(path)
+            return summary
+        return value
+
+    return convert(result)

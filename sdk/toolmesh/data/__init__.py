@@ -1,0 +1,8 @@
+"""Sample data shipped with toolmesh (see each folder's ATTRIBUTION.md)."""
+
+from pathlib import Path
+
+STREET_FRAMES: Path = Path(__file__).parent / "street"
+"""31 frames of OpenCV's ``vtest.avi`` street scene (768×576 JPEG)."""
+
+__all__ = ["STREET_FRAMES"]

@@ -1,0 +1,248 @@
+"""Where model instances run: ``placement.yaml`` → Triton ``instance_group`` entries.
+
+The committed ``config.pbtxt`` files carry no placement; it depends on the
+machine. :func:`instance_groups` turns a model's placement and the machine's GPU
+inventory into instance groups: one ``KIND_GPU`` group per GPU the model uses,
+or one ``KIND_CPU`` group when the model is pinned to the CPU or the machine has
+no GPU. The file format is documented at the top of ``placement.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tritonclient.grpc import model_config_pb2
+
+from .errors import PlacementError
+from .paths import PLACEMENT_FILE
+
+__all__ = [
+    "GPUS_ENV",
+    "ModelPlacement",
+    "Placement",
+    "detect_gpus",
+    "instance_groups",
+    "load_placement",
+    "parse_placement",
+]
+
+GPUS_ENV = "TOOLMESH_GPUS"
+"""Overrides GPU detection: ``"0,1"`` (these CUDA indices) or ``""`` (no GPU)."""
+
+_KEYS = frozenset({"kind", "count", "cpu_count", "gpus"})
+_KINDS = ("gpu", "cpu")
+
+
+@dataclass(frozen=True)
+class ModelPlacement:
+    """One model's placement, after merging ``defaults``.
+
+    Attributes:
+        kind: ``"gpu"``: on the GPUs when the machine has any, else on the CPU;
+            ``"cpu"``: always on the CPU.
+        count: Instances per GPU (or on the CPU).
+        cpu_count: Instances when running on the CPU; None means ``count``.
+        gpus: GPU indices to use; None means every GPU of the machine.
+    """
+
+    kind: str = "gpu"
+    count: int = 1
+    cpu_count: int | None = None
+    gpus: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A parsed placement file.
+
+    Attributes:
+        source: Where it came from, for error messages.
+        defaults: Settings applied to every model (``defaults:``).
+        models: Each named model's own settings (``models:``), not yet merged.
+    """
+
+    source: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def for_model(self, model: str) -> ModelPlacement:
+        """Return ``model``'s placement: its own settings over ``defaults``.
+
+        A model the file does not name gets the defaults.
+        """
+        merged = {**self.defaults, **self.models.get(model, {})}
+        gpus = merged.get("gpus")
+        return ModelPlacement(
+            kind=merged.get("kind", "gpu"),
+            count=merged.get("count", 1),
+            cpu_count=merged.get("cpu_count"),
+            gpus=None if gpus is None else tuple(gpus),
+        )
+
+
+def load_placement(path: Path | str = PLACEMENT_FILE) -> Placement:
+    """Read and validate a placement file.
+
+    Raises:
+        PlacementError: The file is missing, not YAML, or has an unknown key or
+            a bad value; the message names the file and the field.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlacementError(f"{path}: cannot read the placement file: {exc}") from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PlacementError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_placement(document, source=str(path))
+
+
+def parse_placement(document: Any, *, source: str = "placement") -> Placement:
+    """Validate an already-loaded placement document (see :func:`load_placement`).
+
+    Raises:
+        PlacementError: Unknown key or bad value; the message names ``source`` and
+            the field.
+    """
+    if document is None:
+        return Placement(source=source)
+    if not isinstance(document, dict):
+        raise PlacementError(f"{source}: expected a mapping with 'defaults' and 'models'")
+    unknown = set(document) - {"defaults", "models"}
+    if unknown:
+        raise PlacementError(
+            f"{source}: unknown top-level key(s) {sorted(map(str, unknown))}; "
+            "expected 'defaults' and 'models'"
+        )
+    defaults = _settings(document.get("defaults") or {}, f"{source}: defaults")
+    models_doc = document.get("models") or {}
+    if not isinstance(models_doc, dict):
+        raise PlacementError(f"{source}: models: expected a mapping of model name to settings")
+    models = {
+        str(name): _settings(value or {}, f"{source}: models.{name}")
+        for name, value in models_doc.items()
+    }
+    return Placement(source=source, defaults=defaults, models=models)
+
+
+def _settings(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PlacementError(f"{where}: expected a mapping with keys {sorted(_KEYS)}")
+    unknown = set(value) - _KEYS
+    if unknown:
+        raise PlacementError(
+            f"{where}: unknown key(s) {sorted(map(str, unknown))}; allowed: {sorted(_KEYS)}"
+        )
+    for key in ("count", "cpu_count"):
+        if key in value and not _positive_int(value[key]):
+            raise PlacementError(f"{where}.{key}: must be a positive integer, got {value[key]!r}")
+    if "kind" in value and value["kind"] not in _KINDS:
+        raise PlacementError(f"{where}.kind: must be one of {list(_KINDS)}, got {value['kind']!r}")
+    if "gpus" in value:
+        gpus = value["gpus"]
+        if (
+            not isinstance(gpus, list)
+            or not gpus
+            or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gpus)
+            or len(set(gpus)) != len(gpus)
+        ):
+            raise PlacementError(
+                f"{where}.gpus: must be a non-empty list of distinct GPU "
+                f"indices (integers >= 0), got {gpus!r}"
+            )
+        if value.get("kind") == "cpu":
+            raise PlacementError(f"{where}: 'gpus' makes no sense with kind: cpu")
+    return dict(value)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def instance_groups(
+    placement: Placement, model: str, gpus: Sequence[int]
+) -> list[model_config_pb2.ModelInstanceGroup]:
+    """Return the ``instance_group`` entries for ``model`` on a machine with ``gpus``.
+
+    Args:
+        placement: The parsed placement file.
+        model: The model's name.
+        gpus: The machine's GPU indices (see :func:`detect_gpus`); empty for none.
+
+    Returns:
+        One ``KIND_CPU`` group (``cpu_count`` or ``count`` instances) when the model
+        is pinned to the CPU or ``gpus`` is empty; otherwise one ``KIND_GPU`` group
+        per GPU used, each with ``gpus: [i]`` and ``count`` instances.
+
+    Raises:
+        PlacementError: The model lists a GPU index the machine does not have
+            (only checked on machines with GPUs: without any, the model falls
+            back to the CPU).
+    """
+    settings = placement.for_model(model)
+    group = model_config_pb2.ModelInstanceGroup
+    if settings.kind == "cpu" or not gpus:
+        count = settings.cpu_count or settings.count
+        return [group(kind=group.KIND_CPU, count=count)]
+    wanted = settings.gpus if settings.gpus is not None else tuple(gpus)
+    missing = [index for index in wanted if index not in gpus]
+    if missing:
+        raise PlacementError(
+            f"{placement.source}: model {model!r} is placed on GPU(s) {missing}, but this "
+            f"machine has GPU(s) {list(gpus)}"
+        )
+    return [group(kind=group.KIND_GPU, count=settings.count, gpus=[index]) for index in wanted]
+
+
+def detect_gpus() -> list[int]:
+    """Return the CUDA indices of the machine's GPUs, as Triton will number them.
+
+    ``TOOLMESH_GPUS`` overrides detection (``"0,1"``, or ``""`` for none).
+    Otherwise ``nvidia-smi -L`` is asked, else ``/proc/driver/nvidia/gpus`` is
+    counted, else there are none. When ``CUDA_VISIBLE_DEVICES`` is set, CUDA (and
+    so Triton) renumbers the visible GPUs from 0, so at most that many are returned.
+
+    Raises:
+        PlacementError: ``TOOLMESH_GPUS`` is not a comma-separated list of indices.
+    """
+    override = os.environ.get(GPUS_ENV)
+    if override is not None:
+        parts = [p.strip() for p in override.split(",") if p.strip()]
+        if not all(p.isdigit() for p in parts):
+            raise PlacementError(
+                f"{GPUS_ENV} must be GPU indices like '0,1' or empty, got {override!r}"
+            )
+        return sorted({int(p) for p in parts})
+    count = _count_with_nvidia_smi()
+    if count is None:
+        proc = Path("/proc/driver/nvidia/gpus")
+        count = sum(1 for _ in proc.iterdir()) if proc.is_dir() else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        entries = [e for e in visible.split(",") if e.strip()]
+        count = min(count, 0 if entries[:1] == ["-1"] else len(entries))
+    return list(range(count))
+
+
+def _count_with_nvidia_smi() -> int | None:
+    """Number of GPUs ``nvidia-smi -L`` lists, or None when it is absent or fails."""
+    executable = shutil.which("nvidia-smi")
+    if executable is None:
+        return None
+    try:
+        listing = subprocess.run(
+            [executable, "-L"], capture_output=True, text=True, timeout=20, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return len(re.findall(r"^GPU \d+:", listing, flags=re.MULTILINE))

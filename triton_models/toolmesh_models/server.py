@@ -1,0 +1,231 @@
+"""Runs the real ``tritonserver`` that ships in the ``nvidia-pytriton`` wheel.
+
+The wheel carries the server, the python backend and one backend stub per
+Python version, but not laid out as Triton expects, so ``prepare_backends``
+builds a backend directory (backend + the stub for the running Python) and
+``TritonServer`` starts the binary with the wheel's libraries on the loader
+path and this environment's ``bin`` first on ``PATH`` (that is how the stub,
+which embeds the system libpython, finds this environment's packages).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+__all__ = [
+    "TritonInstall",
+    "TritonPorts",
+    "TritonServer",
+    "TritonStartError",
+    "free_port",
+    "prepare_backends",
+]
+
+
+class TritonStartError(RuntimeError):
+    """Triton could not be found, started, or did not become ready; carries its log tail."""
+
+
+@dataclass(frozen=True, slots=True)
+class TritonInstall:
+    """Where the pieces of the pytriton wheel are."""
+
+    binary: Path
+    python_backend: Path
+    stub: Path
+    lib_dir: Path
+
+    @classmethod
+    def find(cls) -> TritonInstall:
+        """Locate tritonserver in this environment's site-packages."""
+        site = Path(sysconfig.get_paths()["purelib"])
+        root = site / "pytriton" / "tritonserver"
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        install = cls(
+            binary=root / "bin" / "tritonserver",
+            python_backend=root / "backends" / "python",
+            stub=root / "python_backend_stubs" / version / "triton_python_backend_stub",
+            lib_dir=site / "nvidia_pytriton.libs",
+        )
+        for path in (install.binary, install.python_backend, install.stub, install.lib_dir):
+            if not path.exists():
+                raise TritonStartError(
+                    f"{path} is missing: install the nvidia-pytriton==0.7.0 wheel into this "
+                    f"environment (Python {version}) with `make setup`"
+                )
+        return install
+
+
+def prepare_backends(install: TritonInstall, dest: Path) -> Path:
+    """A ``--backend-directory`` holding the python backend and this Python's stub."""
+    python_dir = dest / "python"
+    if python_dir.exists():
+        shutil.rmtree(python_dir)
+    shutil.copytree(
+        install.python_backend, python_dir, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy2(install.stub, python_dir / "triton_python_backend_stub")
+    return dest
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True, slots=True)
+class TritonPorts:
+    grpc: int = field(default_factory=free_port)
+    http: int = field(default_factory=free_port)
+    metrics: int = field(default_factory=free_port)
+
+
+class TritonServer:
+    """One tritonserver process on loopback ports; a context manager that always stops it.
+
+    Args:
+        repository: A rendered model repository (see ``repository.render_repository``).
+        workdir: Where the backend directory and ``triton.log`` go.
+        ports: Loopback ports; free ones by default.
+        extra_args: More tritonserver flags (e.g. tracing).
+    """
+
+    def __init__(
+        self,
+        repository: Path,
+        workdir: Path,
+        *,
+        ports: TritonPorts | None = None,
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.repository = repository
+        self.workdir = workdir
+        self.ports = ports or TritonPorts()
+        self.extra_args = extra_args
+        self.extra_env = env or {}
+        self.log_path = workdir / "triton.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.ports.grpc}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.http}"
+
+    def command(self, install: TritonInstall, backends: Path) -> list[str]:
+        return [
+            str(install.binary),
+            f"--model-repository={self.repository}",
+            f"--backend-directory={backends}",
+            "--grpc-address=127.0.0.1",
+            f"--grpc-port={self.ports.grpc}",
+            "--http-address=127.0.0.1",
+            f"--http-port={self.ports.http}",
+            "--metrics-address=127.0.0.1",
+            f"--metrics-port={self.ports.metrics}",
+            "--log-verbose=0",
+            *self.extra_args,
+        ]
+
+    def environment(self, install: TritonInstall) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            p for p in (str(install.lib_dir), env.get("LD_LIBRARY_PATH", "")) if p
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 120.0, *, new_session: bool = False) -> None:
+        """Start Triton and wait until it reports ready, or raise with its log tail."""
+        install = TritonInstall.find()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        backends = prepare_backends(install, self.workdir / "backends")
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self.command(install, backends),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(install),
+                start_new_session=new_session,
+            )
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise TritonStartError(
+                    f"tritonserver exited with code {self.process.returncode} during start-up; "
+                    f"last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            if self.is_ready():
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise TritonStartError(
+            f"tritonserver was not ready after {timeout:.0f}s; last lines of "
+            f"{self.log_path}:\n{self.log_tail()}"
+        )
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.http_url}/v2/health/ready", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; idempotent."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def __enter__(self) -> TritonServer:
+        if self.process is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
