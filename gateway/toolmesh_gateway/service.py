@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import grpc
 import jsonschema.exceptions
-from toolmesh._values import RawImage, WireFormatError, decode_value, encode_value
+from toolmesh._values import RawImage, WireFormatError, decode_value, fill_value
 from toolmesh.v1 import functions_pb2, functions_pb2_grpc, registry_pb2, registry_pb2_grpc
 
 from toolmesh_gateway.codec import check_image, decode_result, encode_arguments
@@ -165,4 +165,6 @@ class FunctionsService(functions_pb2_grpc.FunctionsServicer):
                 f"model {function.model!r} returned a result that does not match the "
                 f"resultSchema of {function.name}: {_field(error)}: {error.message}",
             )
-        return functions_pb2.CallResponse(result=encode_value(value), backend_micros=backend_micros)
+        response = functions_pb2.CallResponse(backend_micros=backend_micros)
+        fill_value(response.result, value)
+        return response

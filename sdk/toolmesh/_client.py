@@ -13,7 +13,7 @@ from toolmesh._config import USE_CLIENT_DEFAULT, ClientSettings, _Unset
 from toolmesh._exceptions import ClientClosed, map_grpc_errors
 from toolmesh._functions import FunctionInfo
 from toolmesh._transport import AsyncTransport, GrpcTransport, Metadata
-from toolmesh._values import RawImage, decode_value, encode_value
+from toolmesh._values import RawImage, decode_value, fill_value
 from toolmesh.v1 import functions_pb2
 
 __all__ = ["Client", "ClientState", "raw_image_to_pil"]
@@ -183,7 +183,7 @@ def build_call_request(function: str, arguments: Mapping[str, Any]) -> functions
         raise TypeError("the function name must be a non-empty string")
     request = functions_pb2.CallRequest(function=function)
     for name, value in arguments.items():
-        request.arguments[name].CopyFrom(encode_value(value))
+        fill_value(request.arguments[name], value)
     return request
 
 

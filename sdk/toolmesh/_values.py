@@ -28,6 +28,7 @@ __all__ = [
     "array_to_tensor",
     "decode_value",
     "encode_value",
+    "fill_value",
     "tensor_to_array",
 ]
 
@@ -75,14 +76,9 @@ class RawImage:
 
 def array_to_tensor(array: npt.NDArray[Any]) -> values_pb2.Tensor:
     """A NumPy array as a little-endian, row-major Tensor."""
-    if array.dtype.name not in TENSOR_DTYPES:
-        raise WireFormatError(
-            f"arrays of dtype {array.dtype} cannot be sent; use one of {sorted(TENSOR_DTYPES)}"
-        )
-    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-    return values_pb2.Tensor(
-        dtype=array.dtype.name, shape=array.shape, data=np.ascontiguousarray(little).tobytes()
-    )
+    tensor = values_pb2.Tensor()
+    _fill_tensor(tensor, array)
+    return tensor
 
 
 def tensor_to_array(tensor: values_pb2.Tensor) -> npt.NDArray[Any]:
@@ -104,11 +100,23 @@ def tensor_to_array(tensor: values_pb2.Tensor) -> npt.NDArray[Any]:
     return np.frombuffer(tensor.data, dtype=dtype).reshape(shape)
 
 
-def _image_to_proto(image: RawImage) -> values_pb2.Image:
+def _fill_image(target: values_pb2.Image, image: RawImage) -> None:
     if image.encoded is not None:
-        return values_pb2.Image(encoded=image.encoded)
+        target.encoded = image.encoded
+        return
     assert image.array is not None
-    return values_pb2.Image(array=array_to_tensor(image.array))
+    _fill_tensor(target.array, image.array)
+
+
+def _fill_tensor(target: values_pb2.Tensor, array: npt.NDArray[Any]) -> None:
+    if array.dtype.name not in TENSOR_DTYPES:
+        raise WireFormatError(
+            f"arrays of dtype {array.dtype} cannot be sent; use one of {sorted(TENSOR_DTYPES)}"
+        )
+    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+    target.dtype = array.dtype.name
+    target.shape.extend(array.shape)
+    target.data = np.ascontiguousarray(little).tobytes()
 
 
 def _pil_to_raw(image: Any) -> RawImage:
@@ -121,7 +129,18 @@ def _pil_to_raw(image: Any) -> RawImage:
 
 
 def encode_value(obj: Any) -> values_pb2.Value:
-    """Any supported Python object as a Value.
+    """Any supported Python object as a Value; see ``fill_value``."""
+    value = values_pb2.Value()
+    fill_value(value, obj)
+    return value
+
+
+def fill_value(target: values_pb2.Value, obj: Any) -> None:
+    """Write ``obj`` into ``target`` in place.
+
+    Building nested messages in place, rather than constructing and copying
+    them, matters for images: a decoded frame is hundreds of kilobytes and
+    every ``CopyFrom`` would copy it again.
 
     Supported: None, bool, int, float, str, bytes, lists/tuples, mappings with
     string keys, NumPy scalars and arrays (sent as images), PIL images,
@@ -129,43 +148,45 @@ def encode_value(obj: Any) -> values_pb2.Value:
     ``RawImage``.
     """
     if obj is None:
-        return values_pb2.Value(null_value=struct_pb2.NULL_VALUE)
-    if isinstance(obj, bool | np.bool_):
-        return values_pb2.Value(bool_value=bool(obj))
-    if isinstance(obj, int | np.integer):
+        target.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(obj, bool | np.bool_):
+        target.bool_value = bool(obj)
+    elif isinstance(obj, int | np.integer):
         value = int(obj)
         if not -(2**63) <= value < 2**63:
             raise WireFormatError(f"integer {value} does not fit in 64 bits")
-        return values_pb2.Value(int_value=value)
-    if isinstance(obj, float | np.floating):
-        return values_pb2.Value(number_value=float(obj))
-    if isinstance(obj, str):
-        return values_pb2.Value(string_value=obj)
-    if isinstance(obj, bytes | bytearray | memoryview):
-        return values_pb2.Value(bytes_value=bytes(obj))
-    if isinstance(obj, RawImage):
-        return values_pb2.Value(image_value=_image_to_proto(obj))
-    if isinstance(obj, np.ndarray):
-        return values_pb2.Value(image_value=_image_to_proto(RawImage(array=obj)))
-    if isinstance(obj, os.PathLike):
+        target.int_value = value
+    elif isinstance(obj, float | np.floating):
+        target.number_value = float(obj)
+    elif isinstance(obj, str):
+        target.string_value = obj
+    elif isinstance(obj, bytes | bytearray | memoryview):
+        target.bytes_value = bytes(obj)
+    elif isinstance(obj, RawImage):
+        _fill_image(target.image_value, obj)
+    elif isinstance(obj, np.ndarray):
+        _fill_image(target.image_value, RawImage(array=obj))
+    elif isinstance(obj, os.PathLike):
         with open(obj, "rb") as fh:
-            return values_pb2.Value(image_value=values_pb2.Image(encoded=fh.read()))
-    if isinstance(obj, Mapping):
-        struct = values_pb2.StructValue()
+            target.image_value.encoded = fh.read()
+    elif isinstance(obj, Mapping):
+        fields = target.struct_value.fields
+        target.struct_value.SetInParent()  # an empty mapping is still a struct
         for key, item in obj.items():
             if not isinstance(key, str):
                 raise WireFormatError(f"mapping keys must be strings, got {type(key).__name__}")
-            struct.fields[key].CopyFrom(encode_value(item))
-        return values_pb2.Value(struct_value=struct)
-    if isinstance(obj, list | tuple):
-        return values_pb2.Value(
-            list_value=values_pb2.ListValue(values=[encode_value(item) for item in obj])
+            fill_value(fields[key], item)
+    elif isinstance(obj, list | tuple):
+        values = target.list_value.values
+        target.list_value.SetInParent()  # an empty list is still a list
+        for item in obj:
+            fill_value(values.add(), item)
+    elif _is_pil_image(obj):
+        _fill_image(target.image_value, _pil_to_raw(obj))
+    else:
+        raise WireFormatError(
+            f"cannot send a value of type {type(obj).__module__}.{type(obj).__name__}"
         )
-    if _is_pil_image(obj):
-        return values_pb2.Value(image_value=_image_to_proto(_pil_to_raw(obj)))
-    raise WireFormatError(
-        f"cannot send a value of type {type(obj).__module__}.{type(obj).__name__}"
-    )
 
 
 def _is_pil_image(obj: Any) -> bool:
