@@ -20,13 +20,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import toolmesh
-from toolmesh.data import STREET_FRAMES
-from toolmesh_gateway.local import LocalMesh
 from tritonclient.grpc import InferInput
 from tritonclient.grpc.aio import InferenceServerClient
 
+import toolmesh
 from perf._harness import LoadResult, closed_loop, write_results
+from toolmesh.data import STREET_FRAMES
+from toolmesh_gateway.local import LocalMesh
 
 TARGETS = {"find": 0.95, "greyscale": 0.60}
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import toolmesh
 from PIL import Image
+
+import toolmesh
 from toolmesh.data import STREET_FRAMES
 from toolmesh_gateway.local import LocalMesh
 

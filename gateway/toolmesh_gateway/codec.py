@@ -14,10 +14,10 @@ from typing import Any
 import grpc
 import numpy as np
 from PIL import Image
-from toolmesh._values import RawImage
 from tritonclient.grpc import InferInput, InferResult
 from tritonclient.utils import triton_to_np_dtype
 
+from toolmesh._values import RawImage
 from toolmesh_gateway.errors import GatewayError
 from toolmesh_gateway.registry import FunctionSpec
 from toolmesh_gateway.triton import ModelInfo, TensorInfo

@@ -19,12 +19,12 @@ from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from toolmesh_gateway.server import FUNCTIONS_SERVICE
 from toolmesh_models.paths import PLACEMENT_FILE
 from toolmesh_models.placement import detect_gpus, load_placement
 from toolmesh_models.repository import render_repository
 from toolmesh_models.server import TritonServer, TritonStartError, free_port
-
-from toolmesh_gateway.server import FUNCTIONS_SERVICE
 
 __all__ = ["LocalMesh", "MeshState", "default_run_dir", "wait_for_health"]
 

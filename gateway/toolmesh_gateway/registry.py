@@ -16,9 +16,9 @@ from typing import Any
 import jsonschema
 import yaml
 from google.protobuf import json_format, struct_pb2
-from toolmesh.v1 import registry_pb2
 
-from toolmesh_gateway.schema import Validator, image_parameters, make_validator
+from toolmesh.v1 import registry_pb2
+from toolmesh_gateway.schema import Check, compile_check, image_parameters, make_validator
 
 __all__ = [
     "FUNCTION_RESOURCE_SCHEMA",
@@ -92,15 +92,15 @@ class FunctionSpec:
     model_version: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     source: str = ""
-    parameters_validator: Validator = field(init=False, repr=False)
-    result_validator: Validator = field(init=False, repr=False)
+    check_parameters: Check = field(init=False, repr=False)
+    check_result: Check = field(init=False, repr=False)
     image_parameters: frozenset[str] = field(init=False)
     required: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         setter = object.__setattr__
-        setter(self, "parameters_validator", make_validator(self.parameters_schema))
-        setter(self, "result_validator", make_validator(self.result_schema))
+        setter(self, "check_parameters", compile_check(self.parameters_schema))
+        setter(self, "check_result", compile_check(self.result_schema))
         setter(self, "image_parameters", image_parameters(self.parameters_schema))
         setter(self, "required", tuple(self.parameters_schema.get("required", ())))
 

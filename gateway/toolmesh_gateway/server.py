@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from toolmesh.v1 import functions_pb2, functions_pb2_grpc, registry_pb2, registry_pb2_grpc
 
+from toolmesh.v1 import functions_pb2, functions_pb2_grpc, registry_pb2, registry_pb2_grpc
 from toolmesh_gateway.config import GatewaySettings
 from toolmesh_gateway.registry import Registry, load_registry
 from toolmesh_gateway.service import FunctionsService, RegistryService

@@ -10,10 +10,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-import jsonschema.exceptions
+
 from toolmesh._values import RawImage, WireFormatError, decode_value, fill_value
 from toolmesh.v1 import functions_pb2, functions_pb2_grpc, registry_pb2, registry_pb2_grpc
-
 from toolmesh_gateway.codec import check_image, decode_result, encode_arguments
 from toolmesh_gateway.errors import GatewayError
 from toolmesh_gateway.registry import FunctionSpec, Registry
@@ -68,11 +67,6 @@ def _lookup(registry: Registry, name: str) -> FunctionSpec:
     return function
 
 
-def _field(error: jsonschema.exceptions.ValidationError) -> str:
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    return path.lstrip(".") or "arguments"
-
-
 def read_arguments(function: FunctionSpec, request: functions_pb2.CallRequest) -> dict[str, Any]:
     """Decode, complete and validate a call's arguments; INVALID_ARGUMENT names the field."""
     names = function.parameter_names
@@ -93,9 +87,9 @@ def read_arguments(function: FunctionSpec, request: functions_pb2.CallRequest) -
     if missing:
         raise _invalid(f"missing required argument(s) for {function.name}: {', '.join(missing)}")
     with_defaults(function.parameters_schema, arguments)
-    error = jsonschema.exceptions.best_match(function.parameters_validator.iter_errors(arguments))
-    if error is not None:
-        raise _invalid(f"argument {_field(error)}: {error.message}")
+    problem = function.check_parameters(arguments)
+    if problem is not None:
+        raise _invalid(f"argument {problem.field or 'arguments'}: {problem.message}")
     return arguments
 
 
@@ -158,12 +152,12 @@ class FunctionsService(functions_pb2_grpc.FunctionsServicer):
         )
         backend_micros = (time.perf_counter_ns() - started) // 1000
         value = decode_result(function, model, result)
-        error = jsonschema.exceptions.best_match(function.result_validator.iter_errors(value))
-        if error is not None:
+        problem = function.check_result(value)
+        if problem is not None:
             raise GatewayError(
                 grpc.StatusCode.INTERNAL,
                 f"model {function.model!r} returned a result that does not match the "
-                f"resultSchema of {function.name}: {_field(error)}: {error.message}",
+                f"resultSchema of {function.name}: {problem.field or 'result'}: {problem.message}",
             )
         response = functions_pb2.CallResponse(backend_micros=backend_micros)
         fill_value(response.result, value)

@@ -11,9 +11,10 @@ import signal
 import grpc
 import numpy as np
 import pytest
-import toolmesh
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import toolmesh
 from toolmesh.v1 import functions_pb2, functions_pb2_grpc, values_pb2
 from toolmesh_gateway.local import LocalMesh
 

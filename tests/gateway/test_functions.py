@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import toolmesh
 from PIL import Image
 
+import toolmesh
 from tests.conftest import png_bytes
 
 VEHICLES = {"bicycle", "car", "motorcycle", "bus", "truck"}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from toolmesh_gateway.registry import FunctionDocumentError, load_function_file, load_registry
 from toolmesh_models.paths import FUNCTIONS_DIR
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 import toolmesh
 from toolmesh._values import RawImage
 

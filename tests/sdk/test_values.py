@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
+
 from toolmesh._values import (
     RawImage,
     WireFormatError,

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from google.protobuf import json_format
 from PIL import Image
+
 from toolmesh_models import backend
 from toolmesh_models.paths import REPOSITORY
 from toolmesh_models.repository import available_models, read_config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from toolmesh_models.coco import LABELS, SYNONYMS, resolve
 from toolmesh_models.errors import ArgumentError
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from toolmesh.data import STREET_FRAMES
 from toolmesh_models.coco import LABELS, resolve
 from toolmesh_models.detector import WEIGHTS_FILE, Detector, postprocess

@@ -7,9 +7,10 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from tritonclient.grpc import model_config_pb2
+
 from toolmesh_models.paths import FUNCTIONS_DIR, REPOSITORY
 from toolmesh_models.repository import available_models, read_config
-from tritonclient.grpc import model_config_pb2
 
 FUNCTIONS = sorted(p.stem for p in FUNCTIONS_DIR.glob("*.yaml"))
 SCALAR_TYPES = {

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
 from toolmesh.data import STREET_FRAMES
 from toolmesh_models.errors import ArgumentError
 from toolmesh_models.imaging import check_array, decode, to_rgb8, to_uint8

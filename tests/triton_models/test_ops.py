@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+
 from toolmesh_models import ops
 from toolmesh_models.errors import ArgumentError
 from toolmesh_models.imaging import decode

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tritonclient.grpc import model_config_pb2
+
 from toolmesh_models.errors import PlacementError
 from toolmesh_models.placement import (
     detect_gpus,
@@ -13,7 +15,6 @@ from toolmesh_models.placement import (
     parse_placement,
 )
 from toolmesh_models.repository import available_models
-from tritonclient.grpc import model_config_pb2
 
 CPU = model_config_pb2.ModelInstanceGroup.KIND_CPU
 GPU = model_config_pb2.ModelInstanceGroup.KIND_GPU

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
 from toolmesh_models.errors import PlacementError, RepositoryError
 from toolmesh_models.paths import REPOSITORY
 from toolmesh_models.placement import load_placement, parse_placement
 from toolmesh_models.repository import MARKER, available_models, read_config, render_repository
-from tritonclient.grpc import model_config_pb2
 
 MODELS = ["color_depth", "convert_format", "find", "greyscale", "resize", "rotate"]
 CPU = model_config_pb2.ModelInstanceGroup.KIND_CPU

@@ -46,32 +46,27 @@ def result_to_json(result: Any, save_dir: Path | None, stem: str) -> Any:
     """JSON-able form of a result: images and bytes are summarised, or written to ``save_dir``."""
     counter = 0
 
-    def convert(value: Any) -> Any:
+    def saved(summary: dict[str, Any], suffix: str, write: Any) -> dict[str, Any]:
         nonlocal counter
+        if save_dir is not None:
+            counter += 1
+            path = save_dir / f"{stem}-{counter}{suffix}"
+            save_dir.mkdir(parents=True, exist_ok=True)
+            write(path)
+            summary["saved"] = str(path)
+        return summary
+
+    def convert(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: convert(v) for k, v in value.items()}
         if isinstance(value, list):
             return [convert(v) for v in value]
         if isinstance(value, bytes):
-            summary: dict[str, Any] = {"bytes": len(value)}
-            if save_dir is not None:
-                counter += 1
-                path = save_dir / f"{stem}-{counter}.bin"
-                save_dir.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(value)
-                summary["saved"] = str(path)
-            return summary
+            return saved({"bytes": len(value)}, ".bin", lambda p: p.write_bytes(value))
         if hasattr(value, "size") and hasattr(value, "mode") and hasattr(value, "save"):
-            summary = {
-                "image": {"width": value.size[0], "height": value.size[1], "mode": value.mode}
-            }
-            if save_dir is not None:
-                counter += 1
-                path = save_dir / f"{stem}-{counter}.png"
-                save_dir.mkdir(parents=True, exist_ok=True)
-                value.save(path)
-                summary["saved"] = str(path)
-            return summary
+            width, height = value.size
+            image = {"width": width, "height": height, "mode": value.mode}
+            return saved({"image": image}, ".png", value.save)
         return value
 
     return convert(result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from toolmesh_models import coco
 from toolmesh_models.backend import FunctionModel
 from toolmesh_models.detector import WEIGHTS_FILE, Detector
