@@ -15,9 +15,20 @@ from toolmesh_gateway.server import serve
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="toolmesh-gateway", description=__doc__)
     parser.add_argument("--address", help="listen address (TOOLMESH_ADDRESS, localhost:50051)")
-    parser.add_argument("--triton-url", help="Triton gRPC host:port (TOOLMESH_TRITON_URL)")
+    parser.add_argument(
+        "--triton-url",
+        help="Triton gRPC host:port, or several comma-separated (TOOLMESH_TRITON_URL)",
+    )
+    parser.add_argument(
+        "--endpoints",
+        help="YAML file listing Triton endpoints and their models (replaces --triton-url)",
+    )
     parser.add_argument("--functions-dir", help="directory of Function YAML files")
     parser.add_argument("--max-message-bytes", type=int, help="largest request accepted")
+    parser.add_argument(
+        "--metrics-address",
+        help="host:port to serve Prometheus /metrics (TOOLMESH_METRICS_ADDRESS)",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -26,12 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = GatewaySettings.from_env(
         address=args.address,
         triton_url=args.triton_url,
+        endpoints_file=args.endpoints,
         functions_dir=args.functions_dir,
         max_message_bytes=args.max_message_bytes,
+        metrics_address=args.metrics_address,
     )
     try:
         asyncio.run(serve(settings))
-    except FunctionDocumentError as exc:
+    except (FunctionDocumentError, ValueError) as exc:
         print(f"toolmesh-gateway: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -26,7 +26,7 @@ from toolmesh_models.placement import detect_gpus, load_placement
 from toolmesh_models.repository import render_repository
 from toolmesh_models.server import TritonServer, TritonStartError, free_port
 
-__all__ = ["LocalMesh", "MeshState", "default_run_dir", "wait_for_health"]
+__all__ = ["LocalMesh", "MeshState", "default_run_dir", "stop_detached", "wait_for_health"]
 
 STATE_FILE = "state.json"
 
@@ -42,12 +42,13 @@ class MeshState:
     """What ``toolmesh up --detach`` leaves for ``status`` and ``down``."""
 
     address: str
-    triton_url: str
-    triton_pid: int
+    triton_urls: list[str]
+    triton_pids: list[int]
     gateway_pid: int
     run_dir: str
     gpus: list[int] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
+    metrics_url: str = ""
 
     def save(self, run_dir: Path) -> Path:
         path = run_dir / STATE_FILE
@@ -89,6 +90,8 @@ class LocalMesh:
         placement: Placement file; the machine's GPUs decide KIND_GPU vs KIND_CPU.
         gpus: GPU indices to place on; default: detected.
         models: Only these models (default all).
+        nodes: How many Triton servers to start, each a separate process on its
+            own ports standing in for a node; the gateway balances over them.
     """
 
     def __init__(
@@ -99,15 +102,20 @@ class LocalMesh:
         placement: Path = PLACEMENT_FILE,
         gpus: list[int] | None = None,
         models: list[str] | None = None,
+        nodes: int = 1,
         gateway_args: tuple[str, ...] = (),
     ) -> None:
+        if nodes < 1:
+            raise ValueError("nodes must be at least 1")
         self.address = address or f"127.0.0.1:{free_port()}"
+        self.metrics_address = f"127.0.0.1:{free_port()}"
         self.run_dir = run_dir or default_run_dir()
         self.placement = placement
         self.gpus = detect_gpus() if gpus is None else gpus
         self.models = models
+        self.nodes = nodes
         self.gateway_args = gateway_args
-        self.triton: TritonServer | None = None
+        self.tritons: list[TritonServer] = []
         self.gateway: subprocess.Popen[bytes] | None = None
         self.model_names: list[str] = []
 
@@ -124,23 +132,39 @@ class LocalMesh:
             gpus=self.gpus,
             models=self.models,
         )
-        self.triton = TritonServer(self.run_dir / "repository", self.run_dir / "triton")
-        self.triton.start(timeout, new_session=detach)
         try:
+            for node in range(self.nodes):
+                workdir = self.run_dir / ("triton" if self.nodes == 1 else f"triton-{node}")
+                triton = TritonServer(self.run_dir / "repository", workdir)
+                self.tritons.append(triton)
+                triton.start(timeout, new_session=detach)
             self._start_gateway(timeout, detach)
         except BaseException:
             self.stop()
             raise
 
+    @property
+    def triton(self) -> TritonServer | None:
+        """The first (or only) Triton server."""
+        return self.tritons[0] if self.tritons else None
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.metrics_address}/metrics"
+
+    @property
+    def triton_urls(self) -> list[str]:
+        return [t.grpc_url for t in self.tritons]
+
     def _start_gateway(self, timeout: float, detach: bool) -> None:
-        assert self.triton is not None
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         command = [
             sys.executable,
             "-m",
             "toolmesh_gateway",
             f"--address={self.address}",
-            f"--triton-url={self.triton.grpc_url}",
+            f"--triton-url={','.join(self.triton_urls)}",
+            f"--metrics-address={self.metrics_address}",
             *self.gateway_args,
         ]
         with open(self.gateway_log, "wb") as log:
@@ -162,16 +186,16 @@ class LocalMesh:
                     raise
 
     def state(self) -> MeshState:
-        assert self.triton is not None and self.triton.pid is not None
         assert self.gateway is not None
         return MeshState(
             address=self.address,
-            triton_url=self.triton.grpc_url,
-            triton_pid=self.triton.pid,
+            triton_urls=self.triton_urls,
+            triton_pids=[t.pid for t in self.tritons if t.pid is not None],
             gateway_pid=self.gateway.pid,
             run_dir=str(self.run_dir),
             gpus=list(self.gpus),
             models=self.model_names,
+            metrics_url=self.metrics_url,
         )
 
     def stop(self) -> None:
@@ -184,8 +208,8 @@ class LocalMesh:
             except subprocess.TimeoutExpired:
                 gateway.kill()
                 gateway.wait(5)
-        if self.triton is not None:
-            self.triton.stop()
+        for triton in self.tritons:
+            triton.stop()
 
     def __enter__(self) -> LocalMesh:
         self.start()
@@ -203,7 +227,8 @@ class LocalMesh:
 def stop_detached(state: MeshState, timeout: float = 15.0) -> list[str]:
     """Stop the processes a detached ``toolmesh up`` left running; returns what was stopped."""
     stopped = []
-    for name, pid in (("gateway", state.gateway_pid), ("triton", state.triton_pid)):
+    processes = [("gateway", state.gateway_pid), *(("triton", pid) for pid in state.triton_pids)]
+    for name, pid in processes:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout

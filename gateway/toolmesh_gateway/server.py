@@ -7,23 +7,41 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from toolmesh.v1 import functions_pb2, functions_pb2_grpc, registry_pb2, registry_pb2_grpc
+from toolmesh import __version__
+from toolmesh.v1 import (
+    functions_pb2,
+    functions_pb2_grpc,
+    mesh_pb2,
+    mesh_pb2_grpc,
+    registry_pb2,
+    registry_pb2_grpc,
+)
 from toolmesh_gateway.config import GatewaySettings
-from toolmesh_gateway.registry import Registry, load_registry
+from toolmesh_gateway.endpoints import EndpointPool
+from toolmesh_gateway.kserve import SERVICE_NAME as KSERVE_SERVICE
+from toolmesh_gateway.kserve import kserve_handler
+from toolmesh_gateway.mesh import MeshService
+from toolmesh_gateway.metrics import GatewayMetrics
+from toolmesh_gateway.registry import Registry, RegistryHolder, load_registry
 from toolmesh_gateway.service import FunctionsService, RegistryService
-from toolmesh_gateway.triton import TritonBackend
+from toolmesh_gateway.triton import TritonRouter
 
-__all__ = ["Gateway", "serve", "start_gateway"]
+if TYPE_CHECKING:
+    from toolmesh_gateway.kube import KubernetesFunctions
+
+__all__ = ["Gateway", "open_registry", "serve", "start_gateway"]
 
 log = logging.getLogger(__name__)
 
 FUNCTIONS_SERVICE = functions_pb2.DESCRIPTOR.services_by_name["Functions"].full_name
 REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
+MESH_SERVICE = mesh_pb2.DESCRIPTOR.services_by_name["Mesh"].full_name
 
 
 @dataclass
@@ -32,65 +50,117 @@ class Gateway:
 
     server: grpc.aio.Server
     port: int
-    backend: TritonBackend
+    router: TritonRouter
     health: health.aio.HealthServicer
     watcher: asyncio.Task[None]
+    metrics: GatewayMetrics
+    metrics_port: int | None = None
+    #: The Kubernetes watch that keeps the registry live (``TOOLMESH_REGISTRY=kubernetes``).
+    functions: KubernetesFunctions | None = None
+
+    @property
+    def pool(self) -> EndpointPool:
+        return self.router.pool
 
     async def stop(self, grace: float | None = None) -> None:
+        if self.functions is not None:
+            await self.functions.aclose()
         self.watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.watcher
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        await self.backend.aclose()
+        await self.router.aclose()
+        self.metrics.close()
 
 
-async def _watch_backend(
-    backend: TritonBackend, servicer: health.aio.HealthServicer, interval: float
+async def _report_health(
+    pool: EndpointPool, servicer: health.aio.HealthServicer, interval: float
 ) -> None:
-    """Report ``toolmesh.v1.Functions`` as NOT_SERVING while Triton is not ready."""
+    """``toolmesh.v1.Functions`` is SERVING while at least one Triton endpoint is healthy."""
     last: int | None = None
     while True:
-        ready = await backend.is_ready()
         status = (
             health_pb2.HealthCheckResponse.SERVING
-            if ready
+            if pool.any_healthy
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         if status != last:
-            log.info("model server %s is %s", backend.url, "ready" if ready else "NOT ready")
-            await servicer.set(FUNCTIONS_SERVICE, status)
+            for service in (FUNCTIONS_SERVICE, KSERVE_SERVICE):
+                await servicer.set(service, status)
             last = status
         await asyncio.sleep(interval)
 
 
-async def start_gateway(settings: GatewaySettings, registry: Registry | None = None) -> Gateway:
-    """Start serving on ``settings.address`` and return at once (port 0 picks a free port)."""
-    registry = registry if registry is not None else load_registry(settings.functions_dir)
-    backend = TritonBackend(settings.triton_url)
+def check_coverage(registry: Registry, pool: EndpointPool) -> None:
+    """Refuse to start when the endpoints declare their models and a function's model is missing."""
+    declared = pool.declared_models()
+    if declared is None:
+        return  # discovered at run time: an unserved model is UNAVAILABLE naming it
+    missing = sorted({f"{f.name} (model {f.model!r})" for f in registry if f.model not in declared})
+    if missing:
+        raise ValueError(
+            f"no configured Triton endpoint serves: {', '.join(missing)}; "
+            f"endpoints declare {sorted(declared)}"
+        )
+
+
+async def open_registry(
+    settings: GatewaySettings,
+) -> tuple[Registry | RegistryHolder, KubernetesFunctions | None]:
+    """The registry ``settings.registry`` names: the files, or the cluster's live Functions."""
+    if settings.registry == "kubernetes":
+        from toolmesh_gateway.kube import KubernetesFunctions  # imports the client only if used
+
+        functions = KubernetesFunctions(settings.namespace)
+        return await functions.start(), functions
+    return load_registry(settings.functions_dir), None
+
+
+async def start_gateway(
+    settings: GatewaySettings, registry: Registry | RegistryHolder | None = None
+) -> Gateway:
+    """Start serving on ``settings.address`` and return at once (port 0 picks a free port).
+
+    ``registry`` defaults to the one ``settings.registry`` names (:func:`open_registry`).
+    """
+    functions = None
+    if registry is None:
+        registry, functions = await open_registry(settings)
+    pool = EndpointPool.open(settings.endpoints(), check_interval_s=settings.health_interval_s)
+    check_coverage(registry, pool)
+    router = TritonRouter(pool)
+    metrics = GatewayMetrics(pool)
     server = grpc.aio.server(
+        interceptors=[metrics],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     registry_pb2_grpc.add_RegistryServicer_to_server(RegistryService(registry), server)
     functions_pb2_grpc.add_FunctionsServicer_to_server(
         FunctionsService(
             registry,
-            backend,
+            router,
             max_image_pixels=settings.max_image_pixels,
             default_timeout_s=settings.default_timeout_s,
         ),
         server,
     )
+    mesh_pb2_grpc.add_MeshServicer_to_server(
+        MeshService(pool, __version__, lambda: len(registry)), server
+    )
+    server.add_generic_rpc_handlers([kserve_handler(pool, __version__)])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [
             FUNCTIONS_SERVICE,
             REGISTRY_SERVICE,
+            MESH_SERVICE,
+            KSERVE_SERVICE,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ],
@@ -99,20 +169,26 @@ async def start_gateway(settings: GatewaySettings, registry: Registry | None = N
     port = server.add_insecure_port(settings.address)
     if port == 0:
         raise OSError(f"cannot listen on {settings.address}")
+    pool.start()
+    await pool.wait_checked(timeout=settings.health_interval_s + 3)
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    await health_servicer.set(REGISTRY_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+    for service in (REGISTRY_SERVICE, MESH_SERVICE):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     watcher = asyncio.create_task(
-        _watch_backend(backend, health_servicer, settings.health_interval_s)
+        _report_health(pool, health_servicer, min(settings.health_interval_s, 0.5))
     )
     log.info(
-        "toolmesh gateway listening on %s (port %d), %d functions, model server %s",
+        "toolmesh gateway listening on %s (port %d, plaintext), %d functions, Triton %s",
         settings.address,
         port,
         len(registry),
-        settings.triton_url,
+        ", ".join(e.url for e in pool.endpoints),
     )
-    return Gateway(server, port, backend, health_servicer, watcher)
+    metrics_port = metrics.serve(settings.metrics_address) if settings.metrics_address else None
+    return Gateway(
+        server, port, router, health_servicer, watcher, metrics, metrics_port, functions=functions
+    )
 
 
 async def serve(settings: GatewaySettings) -> None:

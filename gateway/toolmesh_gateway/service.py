@@ -17,7 +17,7 @@ from toolmesh_gateway.codec import check_image, decode_result, encode_arguments
 from toolmesh_gateway.errors import GatewayError
 from toolmesh_gateway.registry import FunctionSpec, Registry
 from toolmesh_gateway.schema import with_defaults
-from toolmesh_gateway.triton import TritonBackend
+from toolmesh_gateway.triton import TritonRouter
 
 __all__ = ["FunctionsService", "RegistryService"]
 
@@ -121,7 +121,7 @@ class FunctionsService(functions_pb2_grpc.FunctionsServicer):
     def __init__(
         self,
         registry: Registry,
-        backend: TritonBackend,
+        backend: TritonRouter,
         *,
         max_image_pixels: int,
         default_timeout_s: float,

@@ -1,24 +1,25 @@
-"""A thin adapter over ``tritonclient.grpc.aio``: model metadata, inference, error mapping.
+"""Function calls on Triton through ``tritonclient.grpc.aio``: metadata, inference, errors.
 
-Everything Triton-specific the gateway does goes through here, so routing to
-several servers (or an in-process backend) replaces only this module.
+Everything Triton-specific the Functions path does goes through here; which
+server gets a call is ``endpoints.EndpointPool``'s decision.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import grpc
 from tritonclient.grpc import InferInput, InferResult
-from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
+from toolmesh_gateway.endpoints import Endpoint, EndpointPool
 from toolmesh_gateway.errors import GatewayError
 
-__all__ = ["ModelInfo", "TensorInfo", "TritonBackend"]
+__all__ = ["ModelInfo", "TensorInfo", "TritonRouter", "map_triton_error"]
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,17 @@ def map_triton_error(exc: InferenceServerException, model: str, url: str) -> Gat
     return GatewayError(grpc.StatusCode.INTERNAL, f"model {model!r} failed: {message}")
 
 
-class TritonBackend:
-    """One Triton server, over one gRPC channel, with model metadata cached by name."""
+class TritonRouter:
+    """Function calls to the Triton endpoints of an ``EndpointPool``.
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._client = InferenceServerClient(url)
+    Model metadata is fetched once from any endpoint serving the model and
+    cached (every endpoint serves the same model repository). A call that fails
+    because its endpoint is unreachable ejects that endpoint and is retried
+    once on another: our models are stateless, so the retry is safe.
+    """
+
+    def __init__(self, pool: EndpointPool) -> None:
+        self.pool = pool
         self._models: dict[str, ModelInfo] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -87,10 +93,11 @@ class TritonBackend:
         async with lock:
             if model in self._models:
                 return self._models[model]
+            endpoint = self.pool.pick(model)
             try:
-                config = await self._client.get_model_config(model, client_timeout=timeout)
+                config = await endpoint.client.get_model_config(model, client_timeout=timeout)
             except InferenceServerException as exc:
-                raise map_triton_error(exc, model, self.url) from exc
+                raise map_triton_error(exc, model, endpoint.url) from exc
             cfg = config.config
             info = ModelInfo(
                 name=model,
@@ -113,25 +120,32 @@ class TritonBackend:
         timeout: float | None,
         headers: Mapping[str, str] | None = None,
     ) -> InferResult:
-        try:
-            return await self._client.infer(
-                model,
-                list(inputs),
-                model_version=version,
-                client_timeout=timeout,
-                headers=dict(headers) if headers else None,
-            )
-        except InferenceServerException as exc:
-            raise map_triton_error(exc, model, self.url) from exc
-
-    async def is_ready(self, *, timeout: float = 2.0) -> bool:
-        try:
-            return bool(await self._client.is_server_ready(client_timeout=timeout))
-        except InferenceServerException:
-            return False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        failed: Endpoint | None = None
+        for attempt in (1, 2):
+            endpoint = self.pool.pick(model, exclude=failed)
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+            try:
+                with endpoint.track():
+                    return await endpoint.client.infer(
+                        model,
+                        list(inputs),
+                        model_version=version,
+                        client_timeout=remaining,
+                        headers=dict(headers) if headers else None,
+                    )
+            except InferenceServerException as exc:
+                if _status(exc) != "UNAVAILABLE":
+                    raise map_triton_error(exc, model, endpoint.url) from exc
+                endpoint.eject(exc.message() or "UNAVAILABLE")
+                failed = endpoint
+                if attempt == 2:
+                    raise map_triton_error(exc, model, endpoint.url) from exc
+                log.info("retrying %s on another endpoint after %s failed", model, endpoint.url)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self.pool.aclose()
 
 
 def _v2_datatype(config_type: int) -> str:

@@ -108,6 +108,7 @@ def test_up_detach_status_down(tmp_path: Path) -> None:
         status = toolmesh("status", "--run-dir", str(run_dir))
         assert status.returncode == 0, status.stderr
         assert "SERVING" in status.stdout
+        assert "healthy" in status.stdout and state["triton_urls"][0] in status.stdout
         again = toolmesh("up", "--detach", "--address", address, "--run-dir", str(run_dir))
         assert again.returncode == 1 and "already up" in again.stderr
     finally:
@@ -115,7 +116,7 @@ def test_up_detach_status_down(tmp_path: Path) -> None:
     assert stopped.returncode == 0, stopped.stderr
     assert "gateway" in stopped.stdout and "triton" in stopped.stdout
     assert not (run_dir / "state.json").exists()
-    for pid in (state["gateway_pid"], state["triton_pid"]):
+    for pid in (state["gateway_pid"], *state["triton_pids"]):
         assert (
             not Path(f"/proc/{pid}").exists()
             or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]

@@ -60,6 +60,7 @@ def up(
     models: Annotated[
         str, typer.Option(help="Comma-separated models to serve (default all).")
     ] = "",
+    nodes: Annotated[int, typer.Option(help="Triton servers to start, one per stand-in node.")] = 1,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 180.0,
 ) -> None:
     """Start Triton and the gateway on this machine."""
@@ -79,6 +80,7 @@ def up(
         run_dir=run_dir,
         placement=placement or PLACEMENT_FILE,
         models=[m.strip() for m in models.split(",") if m.strip()] or None,
+        nodes=nodes,
     )
     with console.status("starting Triton and the gateway…"):
         try:
@@ -89,8 +91,9 @@ def up(
     placement_text = f"GPUs {state.gpus}" if state.gpus else "CPU only (KIND_CPU)"
     console.print(
         f"[green]toolmesh is up[/green]: gateway [bold]{state.address}[/bold] (plaintext, loopback) → "
-        f"Triton {state.triton_url}; {len(state.models)} models on {placement_text}\n"
-        f"logs: {run_dir}/gateway.log, {run_dir}/triton/triton.log"
+        f"Triton {', '.join(state.triton_urls)}; {len(state.models)} models on {placement_text}\n"
+        f"KServe v2 (tritonclient, perf_analyzer) on the same address; metrics {state.metrics_url}\n"
+        f"logs: {run_dir}/gateway.log, {run_dir}/triton*/triton.log"
     )
     if detach:
         state.save(run_dir)
@@ -128,7 +131,10 @@ def down(run_dir: Annotated[Path | None, typer.Option()] = None) -> None:
 def status(
     address: AddressOpt = None, run_dir: Annotated[Path | None, typer.Option()] = None
 ) -> None:
-    """Show the local mesh and whether the gateway serves."""
+    """Show the gateway's health and every Triton endpoint behind it."""
+    import grpc
+
+    from toolmesh.v1 import mesh_pb2, mesh_pb2_grpc
     from toolmesh_gateway.local import MeshState, default_run_dir, wait_for_health
 
     state = MeshState.load(run_dir or default_run_dir())
@@ -139,14 +145,26 @@ def status(
     )
     if state is not None:
         console.print(
-            f"local mesh: gateway pid {state.gateway_pid}, Triton pid {state.triton_pid} at "
-            f"{state.triton_url}, models {', '.join(state.models)}"
+            f"local mesh in {state.run_dir}: gateway pid {state.gateway_pid}, "
+            f"Triton pids {', '.join(map(str, state.triton_pids))}"
         )
     try:
         wait_for_health(target, timeout=3)
     except TimeoutError as exc:
         raise _fail(str(exc)) from exc
-    console.print(f"gateway {target}: [green]SERVING[/green]")
+    with grpc.insecure_channel(target) as channel:
+        reply = mesh_pb2_grpc.MeshStub(channel).Status(mesh_pb2.StatusRequest(), timeout=5)
+    console.print(
+        f"gateway {target}: [green]SERVING[/green] (toolmesh {reply.version}, "
+        f"{reply.functions} functions)"
+    )
+    table = Table("Triton endpoint", "health", "models", "in flight", "calls", "ejections")
+    for e in reply.endpoints:
+        health = "[green]healthy[/green]" if e.healthy else f"[red]down[/red] {e.last_error}"
+        table.add_row(
+            e.url, health, ", ".join(e.models), str(e.in_flight), str(e.calls), str(e.failures)
+        )
+    console.print(table)
 
 
 @app.command("ls")

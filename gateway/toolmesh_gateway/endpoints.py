@@ -1,0 +1,195 @@
+"""The Triton servers behind the gateway: health, what each serves, and who gets a call.
+
+Each endpoint is one Triton server (a node, or a GPU pool's Service in a
+cluster). A background loop asks every endpoint ``ServerReady`` and its
+repository index of ready models; an endpoint that fails is ejected at once
+(also when a call to it fails with UNAVAILABLE) and re-admitted when a later
+check succeeds. Calls for a model go to the healthy endpoint serving it with
+the fewest calls in flight (least outstanding requests), ties broken round
+robin so that light load still spreads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+from tritonclient.grpc.aio import InferenceServerClient
+
+from toolmesh_gateway.errors import GatewayError
+
+__all__ = ["Endpoint", "EndpointConfig", "EndpointPool"]
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    """One Triton server: its gRPC address and, optionally, the models it is meant to serve."""
+
+    url: str
+    models: frozenset[str] | None = None  # None: whatever its repository reports ready
+
+
+@dataclass(eq=False)
+class Endpoint:
+    """A Triton server as the gateway sees it; counters are for status and metrics."""
+
+    config: EndpointConfig
+    client: InferenceServerClient
+    channel: grpc.aio.Channel
+    stub: service_pb2_grpc.GRPCInferenceServiceStub
+    healthy: bool = False
+    models: frozenset[str] = frozenset()
+    in_flight: int = 0
+    calls: int = 0
+    failures: int = 0
+    last_error: str = ""
+
+    @property
+    def url(self) -> str:
+        return self.config.url
+
+    def serves(self, model: str) -> bool:
+        return self.healthy and model in self.models
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        """Count a call in flight for least-outstanding-requests routing."""
+        self.in_flight += 1
+        self.calls += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    def eject(self, reason: str) -> None:
+        if self.healthy:
+            log.warning("ejecting Triton endpoint %s: %s", self.url, reason)
+        self.healthy = False
+        self.failures += 1
+        self.last_error = reason
+
+
+def _open(config: EndpointConfig) -> Endpoint:
+    options = [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ]
+    channel = grpc.aio.insecure_channel(config.url, options=options)
+    return Endpoint(
+        config=config,
+        client=InferenceServerClient(config.url),
+        channel=channel,
+        stub=service_pb2_grpc.GRPCInferenceServiceStub(channel),
+    )
+
+
+@dataclass
+class EndpointPool:
+    """All endpoints, their health loop, and the routing decision."""
+
+    endpoints: list[Endpoint]
+    check_interval_s: float = 2.0
+    check_timeout_s: float = 2.0
+    _tiebreak: Iterator[int] = field(default_factory=itertools.count)
+    _checker: asyncio.Task[None] | None = None
+    _first_check: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def open(cls, configs: Sequence[EndpointConfig], **options: float) -> EndpointPool:
+        if not configs:
+            raise ValueError("at least one Triton endpoint is needed")
+        return cls([_open(c) for c in configs], **options)
+
+    # --- health -----------------------------------------------------------------
+
+    async def check(self, endpoint: Endpoint) -> None:
+        """One readiness probe: ServerReady, then the repository's ready models."""
+        try:
+            ready = await endpoint.stub.ServerReady(
+                service_pb2.ServerReadyRequest(), timeout=self.check_timeout_s
+            )
+            if not ready.ready:
+                endpoint.eject("server not ready")
+                return
+            index = await endpoint.stub.RepositoryIndex(
+                service_pb2.RepositoryIndexRequest(ready=True), timeout=self.check_timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            endpoint.eject(f"{exc.code().name}: {exc.details()}")
+            return
+        ready_models = frozenset(m.name for m in index.models if m.state == "READY")
+        declared = endpoint.config.models
+        endpoint.models = ready_models if declared is None else ready_models & declared
+        if not endpoint.healthy:
+            log.info(
+                "Triton endpoint %s is healthy, serving %s", endpoint.url, sorted(endpoint.models)
+            )
+        endpoint.healthy = True
+        endpoint.last_error = ""
+
+    async def check_all(self) -> None:
+        await asyncio.gather(*(self.check(e) for e in self.endpoints))
+        self._first_check.set()
+
+    async def _check_forever(self) -> None:
+        while True:
+            await self.check_all()
+            await asyncio.sleep(self.check_interval_s)
+
+    def start(self) -> None:
+        """Start the health loop (in the running event loop)."""
+        if self._checker is None:
+            self._checker = asyncio.create_task(self._check_forever(), name="triton-health")
+
+    async def wait_checked(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_check.wait(), timeout)
+
+    @property
+    def any_healthy(self) -> bool:
+        return any(e.healthy for e in self.endpoints)
+
+    def declared_models(self) -> frozenset[str] | None:
+        """Models the configuration promises, if every endpoint declares its models."""
+        if any(e.config.models is None for e in self.endpoints):
+            return None
+        return frozenset().union(*(e.config.models or () for e in self.endpoints))
+
+    # --- routing ----------------------------------------------------------------
+
+    def pick(self, model: str, exclude: Endpoint | None = None) -> Endpoint:
+        """The healthy endpoint serving ``model`` with the fewest calls in flight.
+
+        Raises:
+            GatewayError: UNAVAILABLE naming the model when no healthy endpoint serves it.
+        """
+        candidates = [e for e in self.endpoints if e.serves(model) and e is not exclude]
+        if not candidates:
+            known = [e.url for e in self.endpoints if model in e.models or e.config.models is None]
+            where = ", ".join(known) or "no configured endpoint"
+            raise GatewayError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"no healthy Triton endpoint serves model {model!r} (checked: {where})",
+            )
+        least = min(e.in_flight for e in candidates)
+        tied = [e for e in candidates if e.in_flight == least]
+        return tied[next(self._tiebreak) % len(tied)]
+
+    async def aclose(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
+        for endpoint in self.endpoints:
+            await endpoint.client.close()
+            await endpoint.channel.close()

@@ -1,0 +1,123 @@
+"""Prometheus metrics: every RPC by method, function and status, and the Triton endpoints.
+
+RPCs are measured by a server interceptor, so the servicers stay free of
+bookkeeping; endpoint figures are read from the pool at scrape time rather
+than kept twice. Metrics live in their own ``CollectorRegistry`` (no global
+state) and are served over HTTP only when an address is configured.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from toolmesh_gateway.endpoints import EndpointPool
+
+__all__ = ["GatewayMetrics"]
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class _PoolCollector(Collector):
+    def __init__(self, pool: EndpointPool) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterator[Metric]:
+        families = {
+            "healthy": GaugeMetricFamily(
+                "toolmesh_endpoint_healthy",
+                "1 if the Triton endpoint is admitted",
+                labels=["endpoint"],
+            ),
+            "in_flight": GaugeMetricFamily(
+                "toolmesh_endpoint_in_flight",
+                "calls in flight to the endpoint",
+                labels=["endpoint"],
+            ),
+            "calls": GaugeMetricFamily(
+                "toolmesh_endpoint_calls", "calls routed to the endpoint", labels=["endpoint"]
+            ),
+            "failures": GaugeMetricFamily(
+                "toolmesh_endpoint_ejections", "times the endpoint was ejected", labels=["endpoint"]
+            ),
+        }
+        for e in self._pool.endpoints:
+            families["healthy"].add_metric([e.url], 1.0 if e.healthy else 0.0)
+            families["in_flight"].add_metric([e.url], e.in_flight)
+            families["calls"].add_metric([e.url], e.calls)
+            families["failures"].add_metric([e.url], e.failures)
+        yield from families.values()
+
+
+class GatewayMetrics(grpc.aio.ServerInterceptor):
+    """Counts and times every unary RPC; add it to the server's interceptors."""
+
+    def __init__(self, pool: EndpointPool) -> None:
+        self.registry = CollectorRegistry()
+        self.rpcs = Counter(
+            "toolmesh_rpc",
+            "RPCs answered by the gateway",
+            ["method", "function", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "toolmesh_rpc_seconds",
+            "RPC latency at the gateway",
+            ["method", "function"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_PoolCollector(pool))
+        self._server: Any = None
+
+    def serve(self, address: str) -> int:
+        """Expose ``/metrics`` over HTTP on ``host:port``; returns the bound port."""
+        host, _, port = address.rpartition(":")
+        server, _thread = start_http_server(
+            int(port), addr=host or "0.0.0.0", registry=self.registry
+        )
+        self._server = server
+        return int(server.server_port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        inner = handler.unary_unary
+        rpcs, latency = self.rpcs, self.latency
+
+        async def measured(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            function = getattr(request, "function", "") if method == "Call" else ""
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                return await inner(request, context)
+            except BaseException:
+                status = context.code()
+                code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+                raise
+            finally:
+                rpcs.labels(method, function, code).inc()
+                latency.labels(method, function).observe(time.perf_counter() - started)
+
+        return grpc.unary_unary_rpc_method_handler(
+            measured,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
