@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := libpython3.11 libb64-0d
 PROTOS := $(wildcard protos/toolmesh/v1/*.proto)
 
-.PHONY: setup system-deps demo test lint protos perf clean
+.PHONY: setup system-deps demo test lint protos crd perf clean
 
 setup: system-deps $(VENV)/.installed $(PERF_VENV)/.installed
 
@@ -41,12 +41,16 @@ protos: $(VENV)/.installed
 	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=sdk --pyi_out=sdk \
 	  --grpc_python_out=sdk $(PROTOS)
 
+# Regenerate the Function CRD from FUNCTION_RESOURCE_SCHEMA (committed; tests/deploy checks it).
+crd: $(VENV)/.installed
+	$(BIN)/python -m toolmesh_gateway.crd --out deploy/base/function-crd.yaml
+
 demo: setup
 	$(BIN)/toolmesh demo
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check sdk gateway triton_models tests perf
+	$(BIN)/ruff format --check sdk gateway triton_models tests perf codegen
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected nothing: a suite that ran no test is a failure here.

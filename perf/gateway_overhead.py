@@ -32,15 +32,17 @@ TARGETS = {"find": 0.95, "greyscale": 0.60}
 
 
 def direct_inputs(function: str, jpeg: bytes) -> list[InferInput]:
-    """Exactly the tensors the gateway builds for the same call."""
-    image = InferInput("image", [len(jpeg)], "UINT8")
-    image.set_data_from_numpy(np.frombuffer(jpeg, dtype=np.uint8))
+    """Exactly the tensors the gateway builds for the same call (find batches: a batch dim of 1)."""
     if function == "greyscale":
+        image = InferInput("image", [len(jpeg)], "UINT8")
+        image.set_data_from_numpy(np.frombuffer(jpeg, dtype=np.uint8))
         return [image]
-    name = InferInput("object_name", [1], "BYTES")
-    name.set_data_from_numpy(np.array([b"person"], dtype=object))
-    threshold = InferInput("threshold", [1], "FP32")
-    threshold.set_data_from_numpy(np.array([0.3], dtype=np.float32))
+    image = InferInput("image", [1, len(jpeg)], "UINT8")
+    image.set_data_from_numpy(np.frombuffer(jpeg, dtype=np.uint8)[np.newaxis])
+    name = InferInput("object_name", [1, 1], "BYTES")
+    name.set_data_from_numpy(np.array([[b"person"]], dtype=object))
+    threshold = InferInput("threshold", [1, 1], "FP32")
+    threshold.set_data_from_numpy(np.array([[0.3]], dtype=np.float32))
     return [image, name, threshold]
 
 

@@ -17,8 +17,15 @@ from toolmesh_gateway.local import LocalMesh
 
 @pytest.fixture(scope="session")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
-    """Triton and the gateway, started the way `toolmesh up` starts them."""
-    local = LocalMesh(run_dir=tmp_path_factory.mktemp("mesh"))
+    """Triton and the gateway, started the way `toolmesh up` starts them.
+
+    Its model store is empty: the transformer functions stay listed as unavailable
+    (tests/gateway/test_toolbox.py serves them from tiny models in a mesh of its own).
+    """
+    store = tmp_path_factory.mktemp("empty-model-store")
+    local = LocalMesh(
+        run_dir=tmp_path_factory.mktemp("mesh"), env={"TOOLMESH_MODEL_DIR": str(store)}
+    )
     local.start(timeout=240)
     try:
         yield local

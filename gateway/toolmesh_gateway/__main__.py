@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 
+from toolmesh.tracing import configure_tracing
 from toolmesh_gateway.config import GatewaySettings
 from toolmesh_gateway.registry import FunctionDocumentError
 from toolmesh_gateway.server import serve
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         max_message_bytes=args.max_message_bytes,
         metrics_address=args.metrics_address,
     )
+    configure_tracing("toolmesh-gateway")
     try:
         asyncio.run(serve(settings))
     except (FunctionDocumentError, ValueError) as exc:

@@ -22,7 +22,7 @@ from toolmesh_gateway.errors import GatewayError
 from toolmesh_gateway.registry import FunctionSpec
 from toolmesh_gateway.triton import ModelInfo, TensorInfo
 
-__all__ = ["check_image", "decode_result", "encode_arguments"]
+__all__ = ["check_image", "decode_result", "encode_arguments", "image_list_parameters"]
 
 ARRAY_SUFFIX = "_array"
 
@@ -99,6 +99,47 @@ def _image_tensor(
     return info, array
 
 
+def image_list_parameters(function: FunctionSpec) -> list[str]:
+    """Names of the top-level parameters that are lists of images (``items: {format: image}``)."""
+    props: Mapping[str, Any] = function.parameters_schema.get("properties", {})
+    return [
+        name
+        for name, schema in props.items()
+        if schema.get("type") == "array" and schema.get("items", {}).get("format") == "image"
+    ]
+
+
+def _encoded_file(name: str, image: RawImage) -> bytes:
+    """An image of a list as file bytes: the model's input is one encoded file per element.
+
+    Pixel arrays are PNG-encoded (lossless), since the images of a list may differ
+    in size and cannot share one tensor.
+    """
+    if image.encoded is not None:
+        return image.encoded
+    assert image.array is not None
+    array = (
+        image.array[:, :, 0] if image.array.ndim == 3 and image.array.shape[2] == 1 else image.array
+    )
+    try:
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", compress_level=1)
+    except (TypeError, ValueError, OSError) as exc:
+        raise _invalid(
+            f"argument {name!r}: pixels of dtype {array.dtype} and shape {list(array.shape)} "
+            "cannot be sent in an image list; send encoded files"
+        ) from exc
+    return buffer.getvalue()
+
+
+def _empty_shape(schema: Mapping[str, Any]) -> tuple[int, ...]:
+    """Shape of an empty list argument: ``(0, k)`` for a list of fixed-length number lists."""
+    items = schema.get("items", {})
+    if items.get("type") == "array" and items.get("minItems") == items.get("maxItems") is not None:
+        return (0, int(items["maxItems"]))
+    return (0,)
+
+
 def _scalar_dtype(info: TensorInfo) -> Any:
     return object if info.datatype == "BYTES" else triton_to_np_dtype(info.datatype)
 
@@ -109,12 +150,20 @@ def encode_arguments(
     """Input tensors for validated arguments (defaults already filled)."""
     batched = model.max_batch_size > 0
     tensors: list[InferInput] = []
+    props: Mapping[str, Any] = function.parameters_schema.get("properties", {})
     for name, value in arguments.items():
         if name in function.image_parameters:
             info, data = _image_tensor(name, value, model, batched)
             tensors.append(_tensor(info, data, batched))
             continue
         info = model.inputs.get(name)
+        schema = props.get(name, {})
+        if info is not None and schema.get("items", {}).get("format") == "image":
+            files = [_encoded_file(f"{name}[{i}]", item) for i, item in enumerate(value)]
+            data = np.empty(len(files), dtype=object)
+            data[:] = files
+            tensors.append(_tensor(info, data, batched))
+            continue
         if info is None:
             # The function document and the model disagree: a deployment error.
             raise GatewayError(
@@ -124,7 +173,10 @@ def encode_arguments(
         items = value if isinstance(value, list) else [value]
         if info.datatype == "BYTES":
             items = [i.encode("utf-8") if isinstance(i, str) else i for i in items]
-        tensors.append(_tensor(info, np.array(items, dtype=_scalar_dtype(info)), batched))
+        data = np.array(items, dtype=_scalar_dtype(info))
+        if isinstance(value, list) and not value:
+            data = data.reshape(_empty_shape(schema))
+        tensors.append(_tensor(info, data, batched))
     return tensors
 
 

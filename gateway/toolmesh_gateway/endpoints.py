@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ from tritonclient.grpc.aio import InferenceServerClient
 
 from toolmesh_gateway.errors import GatewayError
 
-__all__ = ["Endpoint", "EndpointConfig", "EndpointPool"]
+__all__ = ["Endpoint", "EndpointConfig", "EndpointPool", "clean_load_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class Endpoint:
     stub: service_pb2_grpc.GRPCInferenceServiceStub
     healthy: bool = False
     models: frozenset[str] = frozenset()
+    #: Models its repository failed to load, with Triton's reason (cleaned).
+    load_failures: dict[str, str] = field(default_factory=dict)
     in_flight: int = 0
     calls: int = 0
     failures: int = 0
@@ -122,12 +125,17 @@ class EndpointPool:
                 endpoint.eject("server not ready")
                 return
             index = await endpoint.stub.RepositoryIndex(
-                service_pb2.RepositoryIndexRequest(ready=True), timeout=self.check_timeout_s
+                service_pb2.RepositoryIndexRequest(ready=False), timeout=self.check_timeout_s
             )
         except grpc.aio.AioRpcError as exc:
             endpoint.eject(f"{exc.code().name}: {exc.details()}")
             return
         ready_models = frozenset(m.name for m in index.models if m.state == "READY")
+        endpoint.load_failures = {
+            m.name: clean_load_failure(m.reason)
+            for m in index.models
+            if m.state == "UNAVAILABLE" and m.reason and m.name not in ready_models
+        }
         declared = endpoint.config.models
         endpoint.models = ready_models if declared is None else ready_models & declared
         if not endpoint.healthy:
@@ -165,15 +173,40 @@ class EndpointPool:
             return None
         return frozenset().union(*(e.config.models or () for e in self.endpoints))
 
+    def availability(self, model: str) -> tuple[bool, str]:
+        """Whether a healthy endpoint serves ``model``; if not, the reason to show callers."""
+        if any(e.serves(model) for e in self.endpoints):
+            return True, ""
+        failure = self.load_failure(model)
+        if failure is not None:
+            return False, failure
+        return False, f"no healthy Triton endpoint serves model {model!r}"
+
+    def load_failure(self, model: str) -> str | None:
+        """Why ``model`` failed to load on a healthy endpoint (e.g. its weights are missing)."""
+        for endpoint in self.endpoints:
+            if endpoint.healthy and model in endpoint.load_failures:
+                return endpoint.load_failures[model]
+        return None
+
     # --- routing ----------------------------------------------------------------
 
     def pick(self, model: str, exclude: Endpoint | None = None) -> Endpoint:
         """The healthy endpoint serving ``model`` with the fewest calls in flight.
 
         Raises:
-            GatewayError: UNAVAILABLE naming the model when no healthy endpoint serves it.
+            GatewayError: FAILED_PRECONDITION with the reason when the model failed to
+                load (the weights are missing: the message names the pull command);
+                UNAVAILABLE naming the model when no healthy endpoint serves it.
         """
         candidates = [e for e in self.endpoints if e.serves(model) and e is not exclude]
+        if not candidates and exclude is None:
+            failure = self.load_failure(model)
+            if failure is not None:
+                raise GatewayError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"model {model!r} is not loaded: {failure}",
+                )
         if not candidates:
             known = [e.url for e in self.endpoints if model in e.models or e.config.models is None]
             where = ", ".join(known) or "no configured endpoint"
@@ -193,3 +226,18 @@ class EndpointPool:
         for endpoint in self.endpoints:
             await endpoint.client.close()
             await endpoint.channel.close()
+
+
+_STATUS_PREFIX = re.compile(r"^(?:Internal|Unknown|Unavailable|Not found|Invalid argument): ")
+
+
+def clean_load_failure(reason: str) -> str:
+    """Triton's reason for a failed load, without its status prefix and Python traceback.
+
+    ``"Internal: WeightsMissing: caption needs … \n\nAt:\n  …/model.py(20): initialize"``
+    becomes ``"caption needs …"``: the model's own message, which for missing weights
+    names the ``toolmesh models pull`` command. Other exception names are kept.
+    """
+    text = reason.split("\n\nAt:", 1)[0].strip()
+    text = _STATUS_PREFIX.sub("", text)
+    return text.removeprefix("WeightsMissing: ")

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
+from opentelemetry import propagate
 from tritonclient.grpc import service_pb2
 
 from toolmesh_gateway.endpoints import Endpoint, EndpointPool
@@ -39,15 +40,25 @@ EXTENSIONS = (
 _STAT_FIELDS = [f.name for f in service_pb2.InferStatistics.DESCRIPTOR.fields]
 
 
+_NOT_FORWARDED = ("user-agent", "content-type", "traceparent", "tracestate")
+
+
 def _forwarded_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str], ...]:
-    """Caller metadata worth passing on (e.g. ``traceparent``), minus transport headers."""
-    return tuple(
+    """Caller metadata worth passing on, minus transport headers; trace context is the gateway's.
+
+    The caller's ``traceparent`` is replaced by the gateway's current span, so
+    Triton's spans hang under the gateway's span for this call.
+    """
+    forwarded = [
         (key, value)
         for key, value in (context.invocation_metadata() or ())
         if not key.startswith((":", "grpc-"))
-        and key not in ("user-agent", "content-type")
+        and key not in _NOT_FORWARDED
         and isinstance(value, str)
-    )
+    ]
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return (*forwarded, *carrier.items())
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: GatewayError) -> None:

@@ -20,6 +20,7 @@ from types import TracebackType
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from toolmesh_gateway.otlp import OtlpReceiver
 from toolmesh_gateway.server import FUNCTIONS_SERVICE
 from toolmesh_models.paths import PLACEMENT_FILE
 from toolmesh_models.placement import detect_gpus, load_placement
@@ -49,6 +50,8 @@ class MeshState:
     gpus: list[int] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     metrics_url: str = ""
+    receiver_pid: int = 0
+    trace_log: str = ""
 
     def save(self, run_dir: Path) -> Path:
         path = run_dir / STATE_FILE
@@ -92,6 +95,13 @@ class LocalMesh:
         models: Only these models (default all).
         nodes: How many Triton servers to start, each a separate process on its
             own ports standing in for a node; the gateway balances over them.
+        trace_endpoint: OTLP/HTTP endpoint (``http://host:port``) that the gateway
+            and Triton export spans to; None leaves tracing off.
+        trace: Start a local OTLP receiver (rotel, logging to ``traces.log`` in
+            the run directory, forwarding to ``OTEL_EXPORTER_OTLP_ENDPOINT`` if
+            set) and trace to it.
+        env: Variables added to Triton's environment, e.g. ``TOOLMESH_MODEL_DIR``
+            (the model store its models load weights from).
     """
 
     def __init__(
@@ -104,6 +114,9 @@ class LocalMesh:
         models: list[str] | None = None,
         nodes: int = 1,
         gateway_args: tuple[str, ...] = (),
+        trace_endpoint: str | None = None,
+        trace: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("nodes must be at least 1")
@@ -115,6 +128,15 @@ class LocalMesh:
         self.models = models
         self.nodes = nodes
         self.gateway_args = gateway_args
+        self.env = dict(env or {})
+        self.trace_endpoint = trace_endpoint
+        self.receiver: OtlpReceiver | None = None
+        if trace and trace_endpoint is None:
+            self.receiver = OtlpReceiver(
+                self.run_dir / "traces.log",
+                forward_to=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            )
+            self.trace_endpoint = self.receiver.http_endpoint
         self.tritons: list[TritonServer] = []
         self.gateway: subprocess.Popen[bytes] | None = None
         self.model_names: list[str] = []
@@ -133,9 +155,16 @@ class LocalMesh:
             models=self.models,
         )
         try:
+            if self.receiver is not None:
+                self.receiver.start(new_session=detach)
             for node in range(self.nodes):
                 workdir = self.run_dir / ("triton" if self.nodes == 1 else f"triton-{node}")
-                triton = TritonServer(self.run_dir / "repository", workdir)
+                triton = TritonServer(
+                    self.run_dir / "repository",
+                    workdir,
+                    trace_endpoint=self.trace_endpoint,
+                    env=self.env,
+                )
                 self.tritons.append(triton)
                 triton.start(timeout, new_session=detach)
             self._start_gateway(timeout, detach)
@@ -158,6 +187,8 @@ class LocalMesh:
 
     def _start_gateway(self, timeout: float, detach: bool) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.trace_endpoint:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.trace_endpoint
         command = [
             sys.executable,
             "-m",
@@ -196,6 +227,10 @@ class LocalMesh:
             gpus=list(self.gpus),
             models=self.model_names,
             metrics_url=self.metrics_url,
+            receiver_pid=self.receiver.process.pid
+            if self.receiver is not None and self.receiver.process is not None
+            else 0,
+            trace_log=str(self.receiver.log_path) if self.receiver is not None else "",
         )
 
     def stop(self) -> None:
@@ -210,6 +245,8 @@ class LocalMesh:
                 gateway.wait(5)
         for triton in self.tritons:
             triton.stop()
+        if self.receiver is not None:
+            self.receiver.stop()
 
     def __enter__(self) -> LocalMesh:
         self.start()
@@ -228,6 +265,8 @@ def stop_detached(state: MeshState, timeout: float = 15.0) -> list[str]:
     """Stop the processes a detached ``toolmesh up`` left running; returns what was stopped."""
     stopped = []
     processes = [("gateway", state.gateway_pid), *(("triton", pid) for pid in state.triton_pids)]
+    if state.receiver_pid:
+        processes.append(("otlp receiver", state.receiver_pid))
     for name, pid in processes:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)

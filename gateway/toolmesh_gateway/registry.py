@@ -25,12 +25,18 @@ __all__ = [
     "FunctionDocumentError",
     "FunctionSpec",
     "Registry",
+    "RegistryHolder",
+    "as_holder",
+    "function_name",
     "load_function_file",
     "load_registry",
     "parse_function_resource",
 ]
 
-NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+#: ``metadata.name``: a Kubernetes object name (RFC 1123 label, starting with a letter), since
+#: the same documents are custom resources. The function's name is this with each ``-`` read as
+#: ``_`` (``color-depth`` → ``color_depth``): Kubernetes names cannot hold ``_``.
+NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 #: Shape of a ``kind: Function`` resource; the CRD in deploy/ is generated from this.
 FUNCTION_RESOURCE_SCHEMA: dict[str, Any] = {
@@ -131,8 +137,25 @@ def _field_path(parts: Iterable[Any]) -> str:
     return path or "(document)"
 
 
+def function_name(resource_name: str) -> str:
+    """The function a ``kind: Function`` resource named ``resource_name`` defines."""
+    return resource_name.replace("-", "_")
+
+
+def _check_resource_name(document: Any, source: str) -> None:
+    """A friendlier error than the pattern's for the one mistake easy to make: ``_``."""
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if isinstance(name, str) and "_" in name:
+        raise FunctionDocumentError(
+            f"{source}: metadata.name: {name!r}: Kubernetes object names cannot contain '_'; "
+            f"write {name.replace('_', '-')!r} (the function is still called {name!r})"
+        )
+
+
 def parse_function_resource(document: Any, source: str) -> FunctionSpec:
     """A FunctionSpec from one parsed ``kind: Function`` document."""
+    _check_resource_name(document, source)
     errors = sorted(_resource_validator.iter_errors(document), key=lambda e: list(e.path))
     if errors:
         first = errors[0]
@@ -162,7 +185,7 @@ def parse_function_resource(document: Any, source: str) -> FunctionSpec:
             )
     metadata = document["metadata"]
     return FunctionSpec(
-        name=metadata["name"],
+        name=function_name(metadata["name"]),
         documentation=spec["documentation"].strip(),
         parameters_schema=params,
         result_schema=spec["resultSchema"],
@@ -212,6 +235,45 @@ class Registry:
 
     def models(self) -> set[str]:
         return {f.model for f in self._functions.values()}
+
+
+class RegistryHolder:
+    """The registry the servicers read, replaced as a whole when Functions change (Kubernetes).
+
+    Reads (``get``, ``names``, iteration, ``len``, ``models``) go to the current
+    registry; ``replace`` swaps it in one assignment, so a call sees either the
+    old registry or the new one, never a mix. Safe to replace from another thread.
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        self._current = registry
+
+    @property
+    def current(self) -> Registry:
+        return self._current
+
+    def replace(self, registry: Registry) -> None:
+        self._current = registry
+
+    def get(self, name: str) -> FunctionSpec | None:
+        return self._current.get(name)
+
+    def names(self) -> list[str]:
+        return self._current.names()
+
+    def __iter__(self) -> Any:
+        return iter(self._current)
+
+    def __len__(self) -> int:
+        return len(self._current)
+
+    def models(self) -> set[str]:
+        return self._current.models()
+
+
+def as_holder(registry: Registry | RegistryHolder) -> RegistryHolder:
+    """``registry`` itself if it is a holder, else a holder of it (a fixed registry)."""
+    return registry if isinstance(registry, RegistryHolder) else RegistryHolder(registry)
 
 
 def load_registry(directory: Path) -> Registry:

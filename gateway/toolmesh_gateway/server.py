@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from toolmesh import __version__
 from toolmesh.v1 import (
@@ -132,14 +133,17 @@ async def start_gateway(
     router = TritonRouter(pool)
     metrics = GatewayMetrics(pool)
     server = grpc.aio.server(
-        interceptors=[metrics],
+        # OpenTelemetry's interceptor continues the caller's trace (W3C traceparent).
+        interceptors=[aio_server_interceptor(), metrics],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ],
     )
-    registry_pb2_grpc.add_RegistryServicer_to_server(RegistryService(registry), server)
+    registry_pb2_grpc.add_RegistryServicer_to_server(
+        RegistryService(registry, availability=pool.availability), server
+    )
     functions_pb2_grpc.add_FunctionsServicer_to_server(
         FunctionsService(
             registry,

@@ -10,18 +10,25 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from opentelemetry import propagate, trace
 
 from toolmesh._values import RawImage, WireFormatError, decode_value, fill_value
 from toolmesh.v1 import functions_pb2, functions_pb2_grpc, registry_pb2, registry_pb2_grpc
-from toolmesh_gateway.codec import check_image, decode_result, encode_arguments
+from toolmesh_gateway.codec import (
+    check_image,
+    decode_result,
+    encode_arguments,
+    image_list_parameters,
+)
 from toolmesh_gateway.errors import GatewayError
-from toolmesh_gateway.registry import FunctionSpec, Registry
+from toolmesh_gateway.registry import FunctionSpec, Registry, RegistryHolder, as_holder
 from toolmesh_gateway.schema import with_defaults
 from toolmesh_gateway.triton import TritonRouter
 
-__all__ = ["FunctionsService", "RegistryService"]
+__all__ = ["FunctionsService", "RegistryService", "lookup_function", "read_arguments"]
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -57,7 +64,7 @@ def _invalid(message: str) -> GatewayError:
     return GatewayError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
-def _lookup(registry: Registry, name: str) -> FunctionSpec:
+def lookup_function(registry: Registry | RegistryHolder, name: str) -> FunctionSpec:
     function = registry.get(name)
     if function is None:
         known = ", ".join(registry.names()) or "(none)"
@@ -94,25 +101,49 @@ def read_arguments(function: FunctionSpec, request: functions_pb2.CallRequest) -
 
 
 class RegistryService(registry_pb2_grpc.RegistryServicer):
-    """Serves the Function documents."""
+    """Serves the Function documents of the current registry (it may be replaced live)."""
 
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
-        self._listing = registry_pb2.ListFunctionsResponse(
-            functions=[f.to_proto() for f in registry]
-        )
+    def __init__(
+        self,
+        registry: Registry | RegistryHolder,
+        availability: Callable[[str], tuple[bool, str]] | None = None,
+    ) -> None:
+        self._registry = as_holder(registry)
+        self._listing: tuple[Registry, registry_pb2.ListFunctionsResponse] | None = None
+        #: model name → (available, reason); from the endpoints' repository indexes.
+        self._availability = availability
+
+    def _with_availability(self, function: registry_pb2.Function) -> registry_pb2.Function:
+        """A copy of ``function`` saying whether its model is loaded somewhere, and if not why."""
+        if self._availability is None:
+            return function
+        available, reason = self._availability(function.model)
+        copy = registry_pb2.Function()
+        copy.CopyFrom(function)
+        copy.available = available
+        copy.unavailable_reason = reason
+        return copy
 
     @handles_errors
     async def ListFunctions(
         self, request: registry_pb2.ListFunctionsRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.ListFunctionsResponse:
-        return self._listing
+        current = self._registry.current
+        if self._listing is None or self._listing[0] is not current:  # built once per registry
+            listing = registry_pb2.ListFunctionsResponse(functions=[f.to_proto() for f in current])
+            self._listing = (current, listing)
+        listing = self._listing[1]
+        if self._availability is None:
+            return listing
+        return registry_pb2.ListFunctionsResponse(
+            functions=[self._with_availability(f) for f in listing.functions]
+        )
 
     @handles_errors
     async def GetFunction(
         self, request: registry_pb2.GetFunctionRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.Function:
-        return _lookup(self._registry, request.name).to_proto()
+        return self._with_availability(lookup_function(self._registry, request.name).to_proto())
 
 
 class FunctionsService(functions_pb2_grpc.FunctionsServicer):
@@ -120,13 +151,13 @@ class FunctionsService(functions_pb2_grpc.FunctionsServicer):
 
     def __init__(
         self,
-        registry: Registry,
+        registry: Registry | RegistryHolder,
         backend: TritonRouter,
         *,
         max_image_pixels: int,
         default_timeout_s: float,
     ) -> None:
-        self._registry = registry
+        self._registry = as_holder(registry)
         self._backend = backend
         self._max_image_pixels = max_image_pixels
         self._default_timeout_s = default_timeout_s
@@ -135,21 +166,32 @@ class FunctionsService(functions_pb2_grpc.FunctionsServicer):
     async def Call(
         self, request: functions_pb2.CallRequest, context: grpc.aio.ServicerContext
     ) -> functions_pb2.CallResponse:
-        function = _lookup(self._registry, request.function)
-        arguments = read_arguments(function, request)
-        for name in function.image_parameters:
-            if name in arguments:
-                check_image(name, arguments[name], self._max_image_pixels)
+        function = lookup_function(self._registry, request.function)
+        trace.get_current_span().set_attribute("toolmesh.function", function.name)
+        with tracer.start_as_current_span("toolmesh.validate"):
+            arguments = read_arguments(function, request)
+            for name in function.image_parameters:
+                if name in arguments:
+                    check_image(name, arguments[name], self._max_image_pixels)
+            for name in image_list_parameters(function):
+                for index, image in enumerate(arguments.get(name, ())):
+                    check_image(f"{name}[{index}]", image, self._max_image_pixels)
         model = await self._backend.model_info(function.model)
         inputs = encode_arguments(function, model, arguments)
         remaining = context.time_remaining()
         started = time.perf_counter_ns()
-        result = await self._backend.infer(
-            function.model,
-            inputs,
-            version=function.model_version,
-            timeout=remaining if remaining is not None else self._default_timeout_s,
-        )
+        with tracer.start_as_current_span(
+            "triton.infer", kind=trace.SpanKind.CLIENT, attributes={"toolmesh.model": model.name}
+        ):
+            headers: dict[str, str] = {}
+            propagate.inject(headers)  # Triton joins the trace from these gRPC headers
+            result = await self._backend.infer(
+                function.model,
+                inputs,
+                version=function.model_version,
+                timeout=remaining if remaining is not None else self._default_timeout_s,
+                headers=headers,
+            )
         backend_micros = (time.perf_counter_ns() - started) // 1000
         value = decode_result(function, model, result)
         problem = function.check_result(value)

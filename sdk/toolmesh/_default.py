@@ -8,13 +8,22 @@ per loop; it is the only module-level state in the SDK.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from toolmesh._client import Client
 from toolmesh._functions import FunctionInfo
 
-__all__ = ["aclose_default_client", "call", "default_client", "describe", "functions"]
+__all__ = [
+    "aclose_default_client",
+    "call",
+    "default_client",
+    "describe",
+    "functions",
+    "use_default_client",
+]
 
 _default_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Client] = (
     weakref.WeakKeyDictionary()
@@ -28,6 +37,25 @@ def default_client() -> Client:
     if client is None:
         client = _default_clients[loop] = Client()
     return client
+
+
+@contextlib.contextmanager
+def use_default_client(client: Client) -> Iterator[Client]:
+    """Make ``client`` the running loop's default (``toolmesh.call``) for the block.
+
+    The batch runner uses it to run unchanged programs through its own
+    transport (retries, timing, or the in-process baseline).
+    """
+    loop = asyncio.get_running_loop()
+    previous = _default_clients.get(loop)
+    _default_clients[loop] = client
+    try:
+        yield client
+    finally:
+        if previous is None:
+            _default_clients.pop(loop, None)
+        else:
+            _default_clients[loop] = previous
 
 
 async def call(function: str, /, **arguments: Any) -> Any:

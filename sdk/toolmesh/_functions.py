@@ -22,6 +22,10 @@ class FunctionInfo:
     result_schema: dict[str, Any]
     model: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    #: False when no model server can run it now (e.g. its weights are not installed).
+    available: bool = True
+    #: Why it is unavailable, naming the fix (e.g. ``toolmesh models pull clip``).
+    unavailable_reason: str = ""
 
     @classmethod
     def from_proto(cls, message: registry_pb2.Function) -> FunctionInfo:
@@ -32,6 +36,8 @@ class FunctionInfo:
             result_schema=_integral(json_format.MessageToDict(message.result_schema)),
             model=message.model,
             labels=dict(message.labels),
+            available=message.available if message.HasField("available") else True,
+            unavailable_reason=message.unavailable_reason,
         )
 
     def signature(self) -> str:

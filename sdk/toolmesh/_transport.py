@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import grpc
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from toolmesh.v1 import functions_pb2, functions_pb2_grpc, registry_pb2, registry_pb2_grpc
 
@@ -58,10 +59,17 @@ class GrpcTransport:
             ("grpc.max_receive_message_length", max_message_bytes),
             *options,
         ]
+        # One client span per RPC, with the W3C trace context injected into the
+        # metadata by OpenTelemetry's own interceptors (no-ops without a provider).
+        interceptors = aio_client_interceptors()  # type: ignore[no-untyped-call]
         if credentials is None:
-            self._channel = grpc.aio.insecure_channel(address, options=channel_options)
+            self._channel = grpc.aio.insecure_channel(
+                address, options=channel_options, interceptors=interceptors
+            )
         else:
-            self._channel = grpc.aio.secure_channel(address, credentials, options=channel_options)
+            self._channel = grpc.aio.secure_channel(
+                address, credentials, options=channel_options, interceptors=interceptors
+            )
         self._functions = functions_pb2_grpc.FunctionsStub(self._channel)
         self._registry = registry_pb2_grpc.RegistryStub(self._channel)
 

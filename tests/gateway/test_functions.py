@@ -27,7 +27,7 @@ async def test_registry_lists_every_function_with_documents(client: toolmesh.Cli
     for info in functions.values():
         assert len(info.documentation) > 80, info.name
         assert info.parameters_schema["type"] == "object"
-        assert "image" in info.parameters_schema["properties"]
+        assert {"image", "images"} & set(info.parameters_schema["properties"]), info.name
     assert functions["find"].signature() == "find(image, object_name, threshold=0.3)"
 
 

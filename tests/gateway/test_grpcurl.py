@@ -57,3 +57,12 @@ def test_grpcurl_health_check(grpcurl: str, address: str) -> None:
         )
     )
     assert reply["status"] == "SERVING"
+
+
+def test_grpcurl_shows_which_functions_are_available(grpcurl: str, address: str) -> None:
+    reply = json.loads(run(grpcurl, address, "toolmesh.v1.Registry/ListFunctions"))
+    functions = {f["name"]: f for f in reply["functions"]}
+    assert functions["find"]["available"] is True
+    # the suite's main mesh has an empty model store
+    assert functions["caption"]["available"] is False
+    assert "toolmesh models pull blip-caption" in functions["caption"]["unavailable_reason"]

@@ -11,6 +11,7 @@ import importlib.util
 import io
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from google.protobuf import json_format
 from PIL import Image
 
 from toolmesh_models import backend
+from toolmesh_models.errors import WeightsMissing
 from toolmesh_models.paths import REPOSITORY
 from toolmesh_models.repository import available_models, read_config
 
@@ -67,7 +69,7 @@ class Logger:
 
 
 NUMPY = {"TYPE_UINT8": np.uint8, "TYPE_UINT16": np.uint16, "TYPE_INT64": np.int64,
-         "TYPE_FP32": np.float32, "TYPE_STRING": np.object_}  # fmt: skip
+         "TYPE_FP32": np.float32, "TYPE_STRING": np.object_, "TYPE_BOOL": np.bool_}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -125,10 +127,42 @@ def png(array: np.ndarray) -> np.ndarray:
 RGB = np.random.default_rng(4).integers(0, 256, (6, 9, 3), dtype=np.uint8)
 
 
+#: Models that load weights from the model store, and the entry each needs.
+STORE_MODELS = {"simple_query": "blip-vqa", "caption": "blip-caption", "verify_property": "blip-itm",
+                "best_image_match": "clip", "best_text_match": "clip", "compute_depth": "depth"}  # fmt: skip
+
+
 @pytest.mark.parametrize("name", available_models())
-def test_every_model_initializes_from_its_config(name: str) -> None:
+def test_every_model_initializes_from_its_config(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOOLMESH_MODEL_DIR", str(tmp_path))  # an empty store
+    if name in STORE_MODELS:
+        with pytest.raises(WeightsMissing, match=f"toolmesh models pull {STORE_MODELS[name]}"):
+            load(name)
+        return
     load(name)
     assert ("info", f"{name}: instance ready (CPU 0)") in Logger.lines
+
+
+def test_one_bad_request_in_a_batch_fails_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = load("rotate")
+    seen: list[int] = []
+
+    def run_batch(batch: list[dict[str, Any]]) -> list[Any]:
+        seen.append(len(batch))
+        return [{"result": a["image"]} for a in batch]
+
+    monkeypatch.setattr(model, "run_batch", run_batch)
+    ok, bad, ok2 = model.execute(
+        [
+            request(image_array=RGB, angle=[90]),
+            request(angle=[90]),
+            request(image_array=RGB, angle=[0]),
+        ]
+    )
+    assert seen == [2]  # the two good requests went to run_batch together
+    assert ok.error is None and ok2.error is None and bad.error.code == "INVALID_ARG"
 
 
 def test_image_from_file_or_pixels_one_response_per_request() -> None:
@@ -158,16 +192,16 @@ def test_image_from_file_or_pixels_one_response_per_request() -> None:
 
 
 def test_find_strings_and_scalars() -> None:
-    model = load("find")
-    jpeg = np.frombuffer((STREET / "frame_000.jpg").read_bytes(), dtype=np.uint8)
-    threshold = np.array([0.3], np.float32)
+    model = load("find")  # dynamically batched: one item per request, batch dimension 1
+    jpeg = np.frombuffer((STREET / "frame_000.jpg").read_bytes(), dtype=np.uint8)[np.newaxis]
+    threshold = np.array([[0.3]], np.float32)
     ok, unknown = model.execute(
         [
-            request(image=jpeg, object_name=text("people"), threshold=threshold),
-            request(image=jpeg, object_name=text("unicorn"), threshold=threshold),
+            request(image=jpeg, object_name=text("people")[np.newaxis], threshold=threshold),
+            request(image=jpeg, object_name=text("unicorn")[np.newaxis], threshold=threshold),
         ]
     )
-    outputs = ok.outputs()
+    outputs = {name: array[0] for name, array in ok.outputs().items()}
     assert outputs["box"].dtype == np.float32 and outputs["box"].shape[1] == 4
     assert outputs["score"].shape == (len(outputs["box"]),)
     assert outputs["label"].dtype == np.object_

@@ -33,7 +33,8 @@ def test_one_function_per_model() -> None:
 def test_document_shape(name: str) -> None:
     doc = document(name)
     assert doc["apiVersion"] == "toolmesh.dev/v1" and doc["kind"] == "Function"
-    assert doc["metadata"]["name"] == name
+    # Kubernetes object names cannot hold "_": color-depth defines the function color_depth
+    assert doc["metadata"]["name"].replace("-", "_") == name
     spec = doc["spec"]
     assert set(spec) == {"model", "documentation", "parametersSchema", "resultSchema"}
     assert spec["model"]["name"] == name
@@ -63,6 +64,22 @@ def test_parameters_match_model_inputs(name: str) -> None:
             assert encoded.optional and pixels.optional
             assert encoded.data_type == model_config_pb2.TYPE_UINT8 and list(encoded.dims) == [-1]
             assert list(pixels.dims) == [-1, -1, -1]
+        elif schema.get("type") == "array":
+            expected.add(prop)
+            tensor = inputs[prop]
+            items = schema["items"]
+            if items.get("format") == "image":  # one encoded file per element
+                assert tensor.data_type == model_config_pb2.TYPE_STRING
+                assert list(tensor.dims) == [-1]
+            elif items.get("type") == "array":  # e.g. boxes: [-1, 4]
+                assert items["minItems"] == items["maxItems"]
+                assert list(tensor.dims) == [-1, items["maxItems"]]
+                assert model_config_pb2.DataType.Name(tensor.data_type) in SCALAR_TYPES["number"]
+            else:
+                assert list(tensor.dims) == [-1]
+                type_name = model_config_pb2.DataType.Name(tensor.data_type)
+                assert type_name in SCALAR_TYPES[items["type"]], (prop, type_name)
+            assert not tensor.optional  # the gateway fills the default ([])
         else:
             expected.add(prop)
             tensor = inputs[prop]
@@ -70,7 +87,29 @@ def test_parameters_match_model_inputs(name: str) -> None:
             type_name = model_config_pb2.DataType.Name(tensor.data_type)
             assert type_name in SCALAR_TYPES[schema["type"]], (prop, type_name)
     assert set(inputs) == expected
-    assert config.max_batch_size == 0
+    if config.max_batch_size > 0:
+        # Dynamic batching: variable-size inputs must allow ragged batches, or Triton
+        # would only group requests whose images have identical byte lengths.
+        assert config.HasField("dynamic_batching"), name
+        for tensor in config.input:
+            if -1 in tensor.dims:
+                assert tensor.allow_ragged_batch, (name, tensor.name)
+    assert name in BATCHED or config.max_batch_size == 0
+
+
+BATCHED = {"find", "best_image_match", "best_text_match", "compute_depth"}
+
+
+def test_detector_clip_and_depth_batch() -> None:
+    for name in BATCHED:
+        assert read_config(REPOSITORY / name / "config.pbtxt").max_batch_size == 8, name
+
+
+def test_bls_knows_the_batch_size_of_find() -> None:
+    from toolmesh_models import bls
+
+    config = read_config(REPOSITORY / "find" / "config.pbtxt")
+    assert config.max_batch_size == bls.FIND_MAX_BATCH_SIZE
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)

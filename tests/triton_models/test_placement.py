@@ -142,6 +142,32 @@ def test_committed_placement() -> None:
         assert [(g.kind, g.count) for g in on_gpu_machine] == [(CPU, 1)], model
 
 
+TRANSFORMER_MODELS = ["simple_query", "caption", "verify_property", "best_image_match",
+                      "best_text_match", "compute_depth", "read_text"]  # fmt: skip
+
+
+@pytest.mark.parametrize("model", TRANSFORMER_MODELS)
+@pytest.mark.parametrize("gpus", [[], [0], [0, 1, 2, 3]])
+def test_committed_placement_of_the_toolbox(model: str, gpus: list[int]) -> None:
+    """One instance per GPU, each group pinned to its own device; one on the CPU without GPUs."""
+    groups = [
+        (g.kind, g.count, list(g.gpus)) for g in instance_groups(load_placement(), model, gpus)
+    ]
+    assert groups == ([(GPU, 1, [g]) for g in gpus] or [(CPU, 1, [])])
+
+
+@pytest.mark.parametrize("model", ["exists", "count", "dominant_color"])
+def test_toolbox_helpers_stay_on_the_cpu(model: str) -> None:
+    groups = instance_groups(load_placement(), model, [0, 1, 2, 3])
+    assert [g.kind for g in groups] == [CPU]
+
+
+def test_toolbox_model_on_a_missing_gpu_is_an_error() -> None:
+    placement = parse_placement({"models": {"caption": {"gpus": [3]}}}, source="p.yaml")
+    with pytest.raises(PlacementError, match=r"'caption' is placed on GPU\(s\) \[3\]"):
+        instance_groups(placement, "caption", [0, 1])
+
+
 @pytest.mark.parametrize(("value", "expected"), [("0,1", [0, 1]), ("", []), (" 3 , 1", [1, 3])])
 def test_detect_gpus_override(monkeypatch: pytest.MonkeyPatch, value: str, expected: list) -> None:
     monkeypatch.setenv("TOOLMESH_GPUS", value)

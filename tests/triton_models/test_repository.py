@@ -13,7 +13,13 @@ from toolmesh_models.paths import REPOSITORY
 from toolmesh_models.placement import load_placement, parse_placement
 from toolmesh_models.repository import MARKER, available_models, read_config, render_repository
 
-MODELS = ["color_depth", "convert_format", "find", "greyscale", "resize", "rotate"]
+IMAGE_OPS = ["color_depth", "convert_format", "find", "greyscale", "resize", "rotate"]
+TOOLBOX = ["best_image_match", "best_text_match", "caption", "compute_depth", "count",
+           "dominant_color", "exists", "read_text", "simple_query", "verify_property"]  # fmt: skip
+MODELS = sorted([*IMAGE_OPS, *TOOLBOX])
+#: CPU-pinned models (placement.yaml kind: cpu) and their instance counts.
+PINNED = {"greyscale": 1, "resize": 1, "rotate": 1, "color_depth": 1, "convert_format": 1,
+          "dominant_color": 1, "exists": 2, "count": 2}  # fmt: skip
 CPU = model_config_pb2.ModelInstanceGroup.KIND_CPU
 GPU = model_config_pb2.ModelInstanceGroup.KIND_GPU
 
@@ -38,7 +44,12 @@ def test_render_every_model(tmp_path: Path, gpus: list[int], expected_find: list
         config = parse(dest / name / "config.pbtxt")
         committed = read_config(REPOSITORY / name / "config.pbtxt")
         groups = [(g.kind, g.count, list(g.gpus)) for g in config.instance_group]
-        expected = expected_find if name == "find" else [(CPU, 1, [])]
+        if name == "find":
+            expected = expected_find
+        elif name in PINNED:
+            expected = [(CPU, PINNED[name], [])]
+        else:  # one instance per GPU, each on its own device; one on the CPU without GPUs
+            expected = [(GPU, 1, [g]) for g in gpus] or [(CPU, 1, [])]
         assert groups == expected, name
         # Everything but the placement is kept.
         del committed.instance_group[:]
@@ -110,3 +121,24 @@ def test_refuses_to_render_into_source(tmp_path: Path) -> None:
     source = fake_source(tmp_path, 'name: "broken"\nbackend: "python"\n')
     with pytest.raises(RepositoryError, match="inside the source"):
         render_repository(source / "out", placement=parse_placement(None), gpus=[], source=source)
+
+
+def test_command_line_renders_and_reports_placement_errors(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "toolmesh_models.repository", "--out", str(tmp_path / "r")]
+    done = subprocess.run([*command, "--gpus", "0,1"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    find = parse(tmp_path / "r" / "find" / "config.pbtxt")
+    assert [(g.kind, list(g.gpus)) for g in find.instance_group] == [(GPU, [0]), (GPU, [1])]
+    placement = tmp_path / "placement.yaml"
+    placement.write_text("models: {find: {gpus: [3]}}\n")
+    refused = subprocess.run(
+        [*command, "--gpus", "0", "--placement", str(placement)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "GPU(s) [3]" in refused.stderr and "placement.yaml" in refused.stderr

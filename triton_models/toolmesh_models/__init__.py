@@ -13,6 +13,6 @@ what it uses):
 - :mod:`.repository`: rendering a runnable model repository for this machine.
 """
 
-from .errors import ArgumentError, PlacementError, RepositoryError
+from .errors import ArgumentError, PlacementError, RepositoryError, WeightsMissing
 
-__all__ = ["ArgumentError", "PlacementError", "RepositoryError"]
+__all__ = ["ArgumentError", "PlacementError", "RepositoryError", "WeightsMissing"]

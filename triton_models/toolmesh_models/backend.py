@@ -57,6 +57,10 @@ class FunctionModel:
         parameters: The configuration's ``parameters`` as strings.
     """
 
+    image_lists: tuple[str, ...] = ()
+    """Parameters that are lists of images: ``TYPE_STRING`` ``[-1]`` inputs, one encoded
+    file per element (see the tensor contract); they reach :meth:`run` as lists of arrays."""
+
     name: str
     config: dict[str, Any]
     max_batch_size: int
@@ -131,24 +135,76 @@ class FunctionModel:
         """
         raise NotImplementedError
 
-    def execute(self, requests: list[Any]) -> list[Any]:
-        """Answer each request with exactly one response, in order."""
-        responses = []
-        for request in requests:
+    def run_batch(self, batch: list[dict[str, Any]]) -> list[dict[str, Any] | Exception]:
+        """Compute the outputs of several requests that Triton handed over together.
+
+        The default calls :meth:`run` once per request. Models that batch
+        (``max_batch_size`` > 0 with ``dynamic_batching``) override it to run one
+        forward pass for the whole batch.
+
+        Args:
+            batch: One argument dictionary per request, as :meth:`run` takes them.
+
+        Returns:
+            One entry per request, in order: its outputs, or the exception that
+            failed it alone (an :class:`ArgumentError` for a bad request).
+        """
+        results: list[dict[str, Any] | Exception] = []
+        for arguments in batch:
             try:
-                outputs = self.run(**self._arguments(request))
-                responses.append(pb_utils.InferenceResponse(output_tensors=self._tensors(outputs)))
-            except ArgumentError as exc:
-                error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
-                responses.append(pb_utils.InferenceResponse(error=error))
+                results.append(self.run(**arguments))
             except Exception as exc:
-                pb_utils.Logger.log_error(f"{self.name}: request failed\n{traceback.format_exc()}")
-                error = pb_utils.TritonError(
-                    f"{self.name}: internal error: {type(exc).__name__}: {exc}",
-                    pb_utils.TritonError.INTERNAL,
-                )
-                responses.append(pb_utils.InferenceResponse(error=error))
+                results.append(exc)
+        return results
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        """Answer each request with exactly one response, in order.
+
+        Arguments are read per request (a bad one fails alone), then the good ones
+        go to :meth:`run_batch` together.
+        """
+        responses: list[Any] = [None] * len(requests)
+        batch: list[dict[str, Any]] = []
+        positions: list[int] = []
+        for index, request in enumerate(requests):
+            try:
+                batch.append(self._arguments(request))
+                positions.append(index)
+            except Exception as exc:
+                responses[index] = self._failure(exc)
+        if batch:
+            try:
+                results = self.run_batch(batch)
+                if len(results) != len(batch):
+                    raise RuntimeError(
+                        f"run_batch() returned {len(results)} results for {len(batch)} requests"
+                    )
+            except Exception as exc:
+                results = [exc] * len(batch)
+            for index, result in zip(positions, results, strict=True):
+                responses[index] = self._respond(result)
         return responses
+
+    def _respond(self, result: dict[str, Any] | Exception) -> Any:
+        if isinstance(result, Exception):
+            return self._failure(result)
+        try:
+            return pb_utils.InferenceResponse(output_tensors=self._tensors(result))
+        except Exception as exc:
+            return self._failure(exc)
+
+    def _failure(self, exc: Exception) -> Any:
+        """An error response: INVALID_ARG for the caller's mistakes, INTERNAL (logged) otherwise."""
+        if isinstance(exc, ArgumentError):
+            error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
+            return pb_utils.InferenceResponse(error=error)
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        pb_utils.Logger.log_error(f"{self.name}: request failed\n{trace}")
+        error = pb_utils.TritonError(
+            f"{self.name}: internal error: {type(exc).__name__}: {exc}",
+            pb_utils.TritonError.INTERNAL,
+        )
+        return pb_utils.InferenceResponse(error=error)
 
     def _input(self, request: Any, name: str) -> np.ndarray | None:
         tensor = pb_utils.get_input_tensor_by_name(request, name)
@@ -181,8 +237,15 @@ class FunctionModel:
             value = self._input(request, name)
             if value is None:
                 continue  # an optional input left out: run()'s default applies
+            if name in self.image_lists:
+                arguments[name] = [
+                    imaging.decode(bytes(item)) for item in np.asarray(value).reshape(-1)
+                ]
+                continue
             if value.dtype == np.object_:
                 value = np.vectorize(_utf8, otypes=[object])(value)
+                if not scalar:
+                    value = value.reshape(-1).tolist()  # a list of strings
             if scalar:
                 value = value.reshape(-1)[0]
                 value = value.item() if isinstance(value, np.generic) else value

@@ -3,11 +3,18 @@
 The committed repository is machine-independent; rendering copies each model
 and replaces its ``instance_group`` with the one :mod:`.placement` computes for
 the machine's GPUs. Triton then loads the rendered copy.
+
+``toolmesh up`` renders in-process; elsewhere (a Kubernetes pod's init container,
+a hand-run Triton) the same rendering is a command::
+
+    python -m toolmesh_models.repository --placement placement.yaml --gpus 0,1 --out /models
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -16,8 +23,8 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from .errors import PlacementError, RepositoryError
-from .paths import REPOSITORY
-from .placement import Placement, instance_groups
+from .paths import PLACEMENT_FILE, REPOSITORY
+from .placement import Placement, detect_gpus, instance_groups, load_placement
 
 __all__ = ["MARKER", "available_models", "read_config", "render_repository"]
 
@@ -123,3 +130,45 @@ def _render_model(src: Path, dst: Path, placement: Placement, gpus: Sequence[int
     config.instance_group.extend(instance_groups(placement, src.name, gpus))
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (dst / CONFIG).write_text(text_format.MessageToString(config), encoding="utf-8")
+
+
+def _parse_gpus(text: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        raise PlacementError(f"--gpus must be GPU indices like '0,1' or empty, got {text!r}")
+    return sorted({int(p) for p in parts})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Render a repository from the command line; exit status 2 on a placement or model error."""
+    parser = argparse.ArgumentParser(
+        prog="python -m toolmesh_models.repository",
+        description="Write a Triton model repository with instance groups from a placement file.",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder to write (replaced)")
+    parser.add_argument("--placement", type=Path, default=PLACEMENT_FILE, help="placement file")
+    parser.add_argument(
+        "--gpus", help="GPU indices, e.g. '0,1', or '' for none (default: detected)"
+    )
+    parser.add_argument("--source", type=Path, default=REPOSITORY, help="repository to copy")
+    parser.add_argument("--models", help="comma-separated model names (default: all)")
+    args = parser.parse_args(argv)
+    try:
+        gpus = detect_gpus() if args.gpus is None else _parse_gpus(args.gpus)
+        names = render_repository(
+            args.out,
+            placement=load_placement(args.placement),
+            gpus=gpus,
+            source=args.source,
+            models=None if args.models is None else args.models.split(","),
+        )
+    except (PlacementError, RepositoryError) as exc:
+        print(f"toolmesh_models.repository: {exc}", file=sys.stderr)
+        return 2
+    where = f"GPU(s) {', '.join(map(str, gpus))}" if gpus else "no GPU (KIND_CPU)"
+    print(f"rendered {', '.join(names)} into {args.out} for {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

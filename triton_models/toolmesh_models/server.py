@@ -11,6 +11,7 @@ which embeds the system libpython, finds this environment's packages).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from .errors import WEIGHTS_MISSING
+
 __all__ = [
     "TritonInstall",
     "TritonPorts",
@@ -32,6 +35,7 @@ __all__ = [
     "TritonStartError",
     "free_port",
     "prepare_backends",
+    "trace_args",
 ]
 
 
@@ -81,6 +85,25 @@ def prepare_backends(install: TritonInstall, dest: Path) -> Path:
     return dest
 
 
+def trace_args(endpoint: str | None, rate: int = 1) -> tuple[str, ...]:
+    """tritonserver flags that export OpenTelemetry spans to an OTLP/HTTP ``host:port``.
+
+    Triton joins the caller's trace from the request's ``traceparent`` header.
+    It samples one request in ``rate``; rate 1 (every request) is exercised
+    under concurrent load by the test suite. None: no tracing (the default).
+    """
+    if endpoint is None:
+        return ()
+    host = endpoint.removeprefix("http://").rstrip("/")
+    return (
+        "--trace-config=mode=opentelemetry",
+        f"--trace-config=opentelemetry,url={host}/v1/traces",
+        f"--trace-config=rate={rate}",
+        "--trace-config=level=TIMESTAMPS",
+        "--trace-config=opentelemetry,resource=service.name=triton",
+    )
+
+
 def free_port() -> int:
     """A port that was free a moment ago on the loopback interface."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -113,11 +136,13 @@ class TritonServer:
         ports: TritonPorts | None = None,
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        trace_endpoint: str | None = None,
+        trace_rate: int = 1,
     ) -> None:
         self.repository = repository
         self.workdir = workdir
         self.ports = ports or TritonPorts()
-        self.extra_args = extra_args
+        self.extra_args = extra_args + trace_args(trace_endpoint, trace_rate)
         self.extra_env = env or {}
         self.log_path = workdir / "triton.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -142,6 +167,11 @@ class TritonServer:
             "--metrics-address=127.0.0.1",
             f"--metrics-port={self.ports.metrics}",
             "--log-verbose=0",
+            # A model whose weights are not in the model store fails to load; the
+            # server keeps serving the others (the gateway lists that function as
+            # unavailable, with the reason). Other load failures still stop start().
+            "--exit-on-error=false",
+            "--strict-readiness=false",
             *self.extra_args,
         ]
 
@@ -168,6 +198,37 @@ class TritonServer:
                 start_new_session=new_session,
             )
         self.wait_ready(timeout)
+        try:
+            self.check_models()
+        except TritonStartError:
+            self.stop()
+            raise
+
+    def model_states(self) -> list[dict[str, str]]:
+        """The repository index: every model's ``name``, ``state`` and (on failure) ``reason``."""
+        request = urllib.request.Request(
+            f"{self.http_url}/v2/repository/index", data=b"{}", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            states: list[dict[str, str]] = json.load(response)
+        return states
+
+    def check_models(self) -> None:
+        """Refuse a start where a model failed to load for a reason other than missing weights.
+
+        Missing weights are an expected state (the function is listed as
+        unavailable); anything else is a broken model and should stop the mesh,
+        as Triton's own exit-on-error would.
+        """
+        broken = [
+            f"{m['name']}: {m.get('reason', '').strip()}"
+            for m in self.model_states()
+            if m.get("state") == "UNAVAILABLE" and WEIGHTS_MISSING not in m.get("reason", "")
+        ]
+        if broken:
+            raise TritonStartError(
+                "models failed to load:\n" + "\n".join(broken) + f"\n(see {self.log_path})"
+            )
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -61,6 +61,12 @@ def up(
         str, typer.Option(help="Comma-separated models to serve (default all).")
     ] = "",
     nodes: Annotated[int, typer.Option(help="Triton servers to start, one per stand-in node.")] = 1,
+    trace: Annotated[
+        bool,
+        typer.Option(
+            help="Trace gateway and Triton into a local OTLP receiver (see `toolmesh trace`)."
+        ),
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 180.0,
 ) -> None:
     """Start Triton and the gateway on this machine."""
@@ -81,6 +87,7 @@ def up(
         placement=placement or PLACEMENT_FILE,
         models=[m.strip() for m in models.split(",") if m.strip()] or None,
         nodes=nodes,
+        trace=trace,
     )
     with console.status("starting Triton and the gateway…"):
         try:
@@ -95,6 +102,11 @@ def up(
         f"KServe v2 (tritonclient, perf_analyzer) on the same address; metrics {state.metrics_url}\n"
         f"logs: {run_dir}/gateway.log, {run_dir}/triton*/triton.log"
     )
+    if state.trace_log:
+        console.print(
+            f"tracing: OTLP receiver {mesh.trace_endpoint} → {state.trace_log}; for clients: "
+            f"export OTEL_EXPORTER_OTLP_ENDPOINT={mesh.trace_endpoint}; view with `toolmesh trace`"
+        )
     if detach:
         state.save(run_dir)
         console.print("detached; stop with `toolmesh down`")
@@ -177,7 +189,10 @@ def list_functions(address: AddressOpt = None) -> None:
 
     table = Table("function", "model", "summary")
     for info in _run(fetch()):
-        table.add_row(info.signature(), info.model, info.documentation.splitlines()[0])
+        summary = info.documentation.splitlines()[0]
+        if not info.available:
+            summary = f"[red]unavailable:[/red] {info.unavailable_reason}"
+        table.add_row(info.signature(), info.model, summary)
     console.print(table)
 
 
@@ -191,6 +206,8 @@ def describe(name: str, address: AddressOpt = None) -> None:
 
     info = _run(fetch())
     console.print(f"[bold]{info.signature()}[/bold]  (model {info.model})\n")
+    if not info.available:
+        console.print(f"[red]unavailable:[/red] {info.unavailable_reason}\n")
     console.print(info.documentation + "\n")
     console.print("parametersSchema:")
     console.print_json(json.dumps(info.parameters_schema))
@@ -242,5 +259,37 @@ def demo(
         raise typer.Exit(code)
 
 
+@app.command("trace")
+def show_trace(
+    trace_id: Annotated[str | None, typer.Argument(help="Trace id (default: the latest).")] = None,
+    run_dir: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Print a trace received by `toolmesh up --trace` as a span tree."""
+    from toolmesh_gateway.local import MeshState, default_run_dir
+    from toolmesh_gateway.otlp import read_spans, render_tree
+
+    directory = run_dir or default_run_dir()
+    state = MeshState.load(directory)
+    log = Path(state.trace_log) if state and state.trace_log else directory / "traces.log"
+    if not log.exists():
+        raise _fail(f"no trace log at {log}; start the mesh with `toolmesh up --trace`")
+    spans = read_spans(log)
+    calls = [s for s in spans if s.name.endswith("Functions/Call")]
+    chosen = trace_id or (calls[-1].trace_id if calls else (spans[-1].trace_id if spans else ""))
+    tree = render_tree(spans, chosen)
+    if not tree:
+        raise _fail(f"no spans of trace {chosen!r} in {log}")
+    console.print(f"trace {chosen}\n{tree}")
+
+
 def main() -> None:
+    from toolmesh.tracing import configure_tracing
+
+    configure_tracing("toolmesh")
     app()
+
+
+# Commands defined in their own modules register themselves on `app`.
+from toolmesh.cli import _batch as _batch  # noqa: E402
+from toolmesh.cli import _codegen as _codegen  # noqa: E402
+from toolmesh.cli import _models as _models  # noqa: E402

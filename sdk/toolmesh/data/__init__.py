@@ -5,4 +5,7 @@ from pathlib import Path
 STREET_FRAMES: Path = Path(__file__).parent / "street"
 """31 frames of OpenCV's ``vtest.avi`` street scene (768×576 JPEG)."""
 
-__all__ = ["STREET_FRAMES"]
+STREET_REPORT: Path = Path(__file__).parent / "programs" / "street_report.py"
+"""A DiCE-C-shaped program for ``toolmesh run``: detect, then fan out per vehicle."""
+
+__all__ = ["STREET_FRAMES", "STREET_REPORT"]

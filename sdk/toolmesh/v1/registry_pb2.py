@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atoolmesh/v1/registry.proto\x12\x0btoolmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x84\x02\n\x08\x46unction\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rdocumentation\x18\x02 \x01(\t\x12\x32\n\x11parameters_schema\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\rresult_schema\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05model\x18\x05 \x01(\t\x12\x31\n\x06labels\x18\x06 \x03(\x0b\x32!.toolmesh.v1.Function.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x16\n\x14ListFunctionsRequest\"A\n\x15ListFunctionsResponse\x12(\n\tfunctions\x18\x01 \x03(\x0b\x32\x15.toolmesh.v1.Function\"\"\n\x12GetFunctionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t2\xa9\x01\n\x08Registry\x12V\n\rListFunctions\x12!.toolmesh.v1.ListFunctionsRequest\x1a\".toolmesh.v1.ListFunctionsResponse\x12\x45\n\x0bGetFunction\x12\x1f.toolmesh.v1.GetFunctionRequest\x1a\x15.toolmesh.v1.FunctionB+P\x01Z\'toolmesh.dev/api/toolmesh/v1;toolmeshv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atoolmesh/v1/registry.proto\x12\x0btoolmesh.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xc6\x02\n\x08\x46unction\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rdocumentation\x18\x02 \x01(\t\x12\x32\n\x11parameters_schema\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\rresult_schema\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05model\x18\x05 \x01(\t\x12\x31\n\x06labels\x18\x06 \x03(\x0b\x32!.toolmesh.v1.Function.LabelsEntry\x12\x16\n\tavailable\x18\x07 \x01(\x08H\x00\x88\x01\x01\x12\x1a\n\x12unavailable_reason\x18\x08 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0c\n\n_available\"\x16\n\x14ListFunctionsRequest\"A\n\x15ListFunctionsResponse\x12(\n\tfunctions\x18\x01 \x03(\x0b\x32\x15.toolmesh.v1.Function\"\"\n\x12GetFunctionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t2\xa9\x01\n\x08Registry\x12V\n\rListFunctions\x12!.toolmesh.v1.ListFunctionsRequest\x1a\".toolmesh.v1.ListFunctionsResponse\x12\x45\n\x0bGetFunction\x12\x1f.toolmesh.v1.GetFunctionRequest\x1a\x15.toolmesh.v1.FunctionB+P\x01Z\'toolmesh.dev/api/toolmesh/v1;toolmeshv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,15 +36,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FUNCTION_LABELSENTRY']._loaded_options = None
   _globals['_FUNCTION_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_FUNCTION']._serialized_start=74
-  _globals['_FUNCTION']._serialized_end=334
-  _globals['_FUNCTION_LABELSENTRY']._serialized_start=289
-  _globals['_FUNCTION_LABELSENTRY']._serialized_end=334
-  _globals['_LISTFUNCTIONSREQUEST']._serialized_start=336
-  _globals['_LISTFUNCTIONSREQUEST']._serialized_end=358
-  _globals['_LISTFUNCTIONSRESPONSE']._serialized_start=360
-  _globals['_LISTFUNCTIONSRESPONSE']._serialized_end=425
-  _globals['_GETFUNCTIONREQUEST']._serialized_start=427
-  _globals['_GETFUNCTIONREQUEST']._serialized_end=461
-  _globals['_REGISTRY']._serialized_start=464
-  _globals['_REGISTRY']._serialized_end=633
+  _globals['_FUNCTION']._serialized_end=400
+  _globals['_FUNCTION_LABELSENTRY']._serialized_start=341
+  _globals['_FUNCTION_LABELSENTRY']._serialized_end=386
+  _globals['_LISTFUNCTIONSREQUEST']._serialized_start=402
+  _globals['_LISTFUNCTIONSREQUEST']._serialized_end=424
+  _globals['_LISTFUNCTIONSRESPONSE']._serialized_start=426
+  _globals['_LISTFUNCTIONSRESPONSE']._serialized_end=491
+  _globals['_GETFUNCTIONREQUEST']._serialized_start=493
+  _globals['_GETFUNCTIONREQUEST']._serialized_end=527
+  _globals['_REGISTRY']._serialized_start=530
+  _globals['_REGISTRY']._serialized_end=699
 # @@protoc_insertion_point(module_scope)

@@ -1,31 +1,83 @@
-"""Triton model ``find``: COCO-80 detections of a named object (CenterNet, ONNX Runtime)."""
+"""Triton model ``find``: detections of a named object (OWLv2 from the model store, else CenterNet).
+
+Backend choice, at load: the config parameter ``backend`` (``auto``, ``owlv2`` or
+``centernet``); ``auto`` takes OWLv2 when the model store holds ``owlv2`` and the
+bundled CenterNet otherwise. Requests are dynamically batched: OWLv2 runs one
+forward pass per batch; the bundled CenterNet graph has a fixed batch of one, so
+it runs each image of the batch in turn.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from toolmesh_models import coco
 from toolmesh_models.backend import FunctionModel
 from toolmesh_models.detector import WEIGHTS_FILE, Detector
+from toolmesh_models.errors import ArgumentError
 from toolmesh_models.paths import weights_dir
+from toolmesh_models.store import ModelStore
+
+BACKENDS = ("auto", "owlv2", "centernet")
 
 
 class TritonPythonModel(FunctionModel):
     """find(image, object_name, threshold) -> box [N, 4], score [N], label [N]."""
 
     def setup(self) -> None:
-        """Load the detector on this instance's GPU when ONNX Runtime can use it, else the CPU."""
+        """Load the chosen detector on this instance's device (its own GPU, else the CPU)."""
+        wanted = self.parameters.get("backend", "auto") or "auto"
+        if wanted not in BACKENDS:
+            raise RuntimeError(f"find: parameter backend must be one of {BACKENDS}, got {wanted!r}")
+        threads = int(self.parameters.get("intra_op_threads", "1"))
         on_gpu = self.instance_kind == "GPU"
+        store = ModelStore()
+        if wanted == "owlv2" or (wanted == "auto" and store.has("owlv2")):
+            from toolmesh_models.vision import OpenVocabularyDetector, torch_device
+
+            device = torch_device(self.instance_kind, self.device_id, threads=threads)
+            self.backend = "owlv2"
+            self.owl = OpenVocabularyDetector(
+                store.require("owlv2", function="find"), device=device
+            )
+            self.log(f"backend OWLv2 (open vocabulary) from {self.owl.path} on {device}")
+            return
+        self.backend = "centernet"
         self.detector = Detector(
             weights_dir() / WEIGHTS_FILE,
-            intra_op_threads=int(self.parameters.get("intra_op_threads", "1")),
+            intra_op_threads=threads,
             cuda_device=self.device_id if on_gpu else None,
         )
-        self.log(f"detector on {self.detector.provider}")
+        self.log(f"backend CenterNet (COCO-80) on {self.detector.provider}")
         if on_gpu and self.detector.provider != "CUDAExecutionProvider":
             self.log("GPU instance but ONNX Runtime has no CUDA provider: running on the CPU")
 
     def run(self, image: np.ndarray, object_name: str, threshold: float) -> dict[str, object]:
-        """Detect the classes ``object_name`` names, above ``threshold``."""
+        """Detect the classes ``object_name`` names, above ``threshold`` (CenterNet)."""
         found = self.detector.detect(image, classes=coco.resolve(object_name), threshold=threshold)
         return {"box": found.boxes, "score": found.scores, "label": found.labels}
+
+    def run_batch(self, batch: list[dict[str, Any]]) -> list[dict[str, Any] | Exception]:
+        """CenterNet: one image at a time; OWLv2: one forward pass for the whole batch."""
+        if self.backend == "centernet":
+            return super().run_batch(batch)
+        results: list[dict[str, Any] | Exception] = [
+            ArgumentError(f"threshold must be in [0, 1], got {a['threshold']}")
+            if not 0.0 <= a["threshold"] <= 1.0
+            else ArgumentError("object_name is empty")
+            if not a["object_name"].strip()
+            else {}
+            for a in batch
+        ]
+        todo = [i for i, r in enumerate(results) if not isinstance(r, Exception)]
+        if todo:
+            found = self.owl.detect(
+                [batch[i]["image"] for i in todo],
+                [" ".join(batch[i]["object_name"].split()) for i in todo],
+                [batch[i]["threshold"] for i in todo],
+            )
+            for i, (boxes, scores, labels) in zip(todo, found, strict=True):
+                results[i] = {"box": boxes, "score": scores, "label": labels}
+        return results

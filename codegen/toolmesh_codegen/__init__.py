@@ -1,0 +1,58 @@
+"""toolmesh_codegen: questions → serial programs written by an LLM against the live
+registry → checked, provably equivalent parallel programs → sandboxed runs.
+
+    generation = await generate("How many people are there?")
+    print(generation.parallel)
+    result = await run(generation.parallel, image=Path("frame.jpg"))
+
+Also reachable as ``toolmesh.codegen``.
+"""
+
+from toolmesh_codegen._errors import (
+    CodegenError,
+    LLMError,
+    Problem,
+    ProgramError,
+    RepairFailed,
+    SandboxCrashed,
+    SandboxError,
+    SandboxMemoryError,
+    SandboxTimeout,
+    SandboxViolation,
+    ValidationError,
+)
+from toolmesh_codegen.llm import LLMClient, LLMSettings, Usage
+from toolmesh_codegen.parallelize import Plan, parallelize, plan
+from toolmesh_codegen.run import Attempt, Generation, generate, run
+from toolmesh_codegen.sandbox import Limits, RunResult, Sandbox
+from toolmesh_codegen.validate import Program, check, find_problems
+
+__all__ = [
+    "Attempt",
+    "CodegenError",
+    "Generation",
+    "LLMClient",
+    "LLMError",
+    "LLMSettings",
+    "Limits",
+    "Plan",
+    "Problem",
+    "Program",
+    "ProgramError",
+    "RepairFailed",
+    "RunResult",
+    "Sandbox",
+    "SandboxCrashed",
+    "SandboxError",
+    "SandboxMemoryError",
+    "SandboxTimeout",
+    "SandboxViolation",
+    "Usage",
+    "ValidationError",
+    "check",
+    "find_problems",
+    "generate",
+    "parallelize",
+    "plan",
+    "run",
+]

@@ -1,0 +1,161 @@
+"""The paper's baseline: every model in this process, no gateway hop, no Triton.
+
+``InProcessTransport`` is a drop-in for the SDK's gRPC transport. It runs the
+very ``model.py`` code Triton would run (each model's ``TritonPythonModel``,
+instantiated here without Triton) behind the gateway's own argument and
+result checks, synchronously: calls execute one after another on the event
+loop, like the monolithic serial program DiCE-C compares against.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from toolmesh._transport import Metadata
+from toolmesh._values import RawImage, fill_value
+from toolmesh.v1 import functions_pb2, registry_pb2
+from toolmesh_gateway.codec import check_image, decode_result
+from toolmesh_gateway.config import DEFAULT_MAX_IMAGE_PIXELS
+from toolmesh_gateway.errors import GatewayError
+from toolmesh_gateway.registry import Registry, load_registry
+from toolmesh_gateway.service import lookup_function, read_arguments
+from toolmesh_gateway.triton import ModelInfo, TensorInfo
+from toolmesh_models import imaging
+from toolmesh_models.errors import ArgumentError
+from toolmesh_models.paths import FUNCTIONS_DIR, REPOSITORY
+from toolmesh_models.repository import read_config
+
+__all__ = ["InProcessTransport"]
+
+log = logging.getLogger(__name__)
+
+
+class _Outputs:
+    """What ``decode_result`` reads from a Triton ``InferResult``, over a plain dict."""
+
+    def __init__(self, outputs: dict[str, Any]) -> None:
+        self._outputs = outputs
+
+    def as_numpy(self, name: str) -> np.ndarray | None:
+        value = self._outputs.get(name)
+        if value is None:
+            return None
+        if isinstance(value, list | tuple):
+            return np.array(value, dtype=object)
+        return np.asarray(value)
+
+
+class _LoadedModel:
+    def __init__(self, name: str, repository: Path) -> None:
+        directory = repository / name
+        config = read_config(directory / "config.pbtxt")
+        spec = importlib.util.spec_from_file_location(
+            f"toolmesh_inprocess_{name}", directory / "1" / "model.py"
+        )
+        if spec is None or spec.loader is None:
+            raise RuntimeError(f"{directory}: no model.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        instance = module.TritonPythonModel()
+        # What FunctionModel.initialize would set from Triton's arguments.
+        instance.name = name
+        instance.instance_kind = "CPU"
+        instance.device_id = 0
+        instance.max_batch_size = 0
+        instance.parameters = {k: v.string_value for k, v in config.parameters.items()}
+        instance.log = lambda message: log.info("%s: %s", name, message)
+        instance.setup()
+        self.instance = instance
+        self.info = ModelInfo(
+            name=name,
+            inputs={},
+            outputs={o.name: TensorInfo(o.name, "") for o in config.output},
+            max_batch_size=0,
+        )
+
+
+def _pixels(image: RawImage) -> np.ndarray:
+    if image.encoded is not None:
+        return imaging.decode(image.encoded)
+    assert image.array is not None
+    array = image.array if image.array.ndim == 3 else image.array[:, :, np.newaxis]
+    return imaging.check_array(array)
+
+
+def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
+
+
+class InProcessTransport:
+    """Runs calls on models loaded in this process (loaded on first use, then kept)."""
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        *,
+        repository: Path = REPOSITORY,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    ) -> None:
+        self._registry = registry if registry is not None else load_registry(FUNCTIONS_DIR)
+        self._repository = repository
+        self._max_image_pixels = max_image_pixels
+        self._models: dict[str, _LoadedModel] = {}
+
+    def _model(self, name: str) -> _LoadedModel:
+        model = self._models.get(name)
+        if model is None:
+            model = self._models[name] = _LoadedModel(name, self._repository)
+        return model
+
+    def _run(self, request: functions_pb2.CallRequest) -> functions_pb2.CallResponse:
+        function = lookup_function(self._registry, request.function)
+        arguments = read_arguments(function, request)
+        for name in function.image_parameters:
+            if name in arguments:
+                check_image(name, arguments[name], self._max_image_pixels)
+                try:
+                    arguments[name] = _pixels(arguments[name])
+                except ArgumentError as exc:
+                    raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+        model = self._model(function.model)
+        try:
+            outputs = model.instance.run(**arguments)
+        except ArgumentError as exc:
+            raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+        value = decode_result(function, model.info, _Outputs(outputs))  # type: ignore[arg-type]
+        problem = function.check_result(value)
+        if problem is not None:
+            raise GatewayError(grpc.StatusCode.INTERNAL, f"{function.name}: {problem.message}")
+        response = functions_pb2.CallResponse()
+        fill_value(response.result, value)
+        return response
+
+    async def call(
+        self, request: functions_pb2.CallRequest, *, timeout: float | None, metadata: Metadata
+    ) -> functions_pb2.CallResponse:
+        try:
+            return self._run(request)
+        except GatewayError as exc:
+            raise _rpc_error(exc.code, exc.message) from exc
+
+    async def list_functions(
+        self, *, timeout: float | None, metadata: Metadata
+    ) -> registry_pb2.ListFunctionsResponse:
+        return registry_pb2.ListFunctionsResponse(functions=[f.to_proto() for f in self._registry])
+
+    async def get_function(
+        self, name: str, *, timeout: float | None, metadata: Metadata
+    ) -> registry_pb2.Function:
+        try:
+            return lookup_function(self._registry, name).to_proto()
+        except GatewayError as exc:
+            raise _rpc_error(exc.code, exc.message) from exc
+
+    async def aclose(self) -> None:
+        self._models.clear()

@@ -1,0 +1,166 @@
+"""``toolmesh run`` and ``toolmesh report``: the batch runner and its cost report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from toolmesh.cli._app import AddressOpt, _fail, app, console, err
+
+
+@app.command()
+def run(
+    program: Annotated[Path, typer.Argument(help="Python file defining `async def solve(image)`.")],
+    images: Annotated[Path, typer.Option(help="Folder of images; task i runs on image i mod n.")],
+    out: Annotated[Path, typer.Option(help="JSON-lines results file.")] = Path("results.jsonl"),
+    tasks: Annotated[int, typer.Option(help="Number of tasks.")] = 0,
+    concurrency: Annotated[int, typer.Option(help="Tasks in flight at once.")] = 8,
+    resume: Annotated[bool, typer.Option(help="Skip tasks already in --out.")] = False,
+    baseline: Annotated[
+        bool, typer.Option(help="All models in this process, serial: the paper's monolith.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds per call.")] = 120.0,
+    address: AddressOpt = None,
+) -> None:
+    """Run a program over many images with bounded concurrency, resumably."""
+    from toolmesh._transport import GrpcTransport
+    from toolmesh.batch import BatchConfig, list_images, run_batch
+
+    try:
+        count = tasks or len(list_images(images))
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc), 2) from exc
+    config = BatchConfig(
+        program=program,
+        images=images,
+        tasks=count,
+        out=out,
+        concurrency=1 if baseline else concurrency,
+        resume=resume,
+        timeout=timeout,
+        label="baseline" if baseline else "toolmesh",
+    )
+
+    async def main() -> Any:
+        if baseline:
+            from toolmesh_gateway.inprocess import InProcessTransport
+
+            transport: Any = InProcessTransport()
+        else:
+            from toolmesh._config import ClientSettings
+
+            settings = ClientSettings.resolve(address)
+            transport = GrpcTransport(
+                settings.address, max_message_bytes=settings.max_message_bytes
+            )
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(show_speed=True),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=err, transient=False) as progress:
+            bar = progress.add_task(config.label, total=count)
+            if resume:
+                from toolmesh.batch import read_results
+
+                progress.update(bar, completed=len({r["task"] for r in read_results(out)}))
+            return await run_batch(config, transport, on_task=lambda _record: progress.advance(bar))
+
+    try:
+        summary = asyncio.run(main())
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc), 2) from exc
+    console.print(
+        f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} already done, "
+        f"{len(summary.unfinished)} unfinished in {summary.seconds:.1f}s "
+        f"({(summary.ok + summary.failed) / max(summary.seconds, 1e-9):.2f} tasks/s) → {out}"
+    )
+    if summary.unfinished:
+        err.print(
+            f"[yellow]{len(summary.unfinished)} task(s) still failed transiently after retries; "
+            "run again with --resume[/yellow]"
+        )
+        raise typer.Exit(1)
+
+
+def _parse_nodes(items: list[str]) -> dict[str, int]:
+    nodes: dict[str, int] = {}
+    for item in items:
+        name, _, count = item.partition("=")
+        nodes[name] = nodes.get(name, 0) + (int(count) if count else 1)
+    return nodes
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="Results file from `toolmesh run`.")],
+    node_type: Annotated[
+        list[str] | None,
+        typer.Option("--node-type", help="Node type used, NAME or NAME=COUNT (repeatable)."),
+    ] = None,
+    prices: Annotated[
+        Path | None, typer.Option(help="Price table YAML (default: bundled).")
+    ] = None,
+    plots: Annotated[
+        Path | None, typer.Option(help="Directory for timeline and cost PNGs.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the report as JSON.")
+    ] = None,
+) -> None:
+    """Per-function latency statistics, turnaround, wall time and cost of a run."""
+    from toolmesh.batch import build_report, load_prices, read_results
+    from toolmesh.batch._plots import plot_costs, plot_timeline
+
+    records = read_results(results)
+    try:
+        price_table = load_prices(prices)
+        nodes = _parse_nodes(node_type or ["cpu-2core"])
+        rep = build_report(records, nodes, price_table)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _fail(str(exc), 2) from exc
+    table = Table("function", "calls", "mean (ms)", "stdev (ms)", "CV", "p50 (ms)", "p99 (ms)")
+    for f in [*rep.functions, rep.turnaround]:
+        table.add_row(
+            f.name if f is not rep.turnaround else "[bold]task turnaround[/bold]",
+            str(f.count),
+            f"{f.mean_s * 1000:.1f}",
+            f"{f.stdev_s * 1000:.1f}",
+            f"{f.cv:.2f}",
+            f"{f.p50_s * 1000:.1f}",
+            f"{f.p99_s * 1000:.1f}",
+        )
+    console.print(table)
+    nodes_text = ", ".join(f"{n}×{c}" for n, c in rep.node_types.items())
+    console.print(
+        f"{rep.tasks} tasks ({rep.ok} ok, {rep.failed} failed) in {rep.wall_s:.1f}s wall "
+        f"= {rep.tasks_per_second:.2f} tasks/s on {nodes_text} (${rep.usd_per_hour:.4g}/h)\n"
+        f"cost ${rep.cost_usd:.6f}; projected to 100,000 images: ${rep.projected_usd:.2f}"
+    )
+    if plots is not None:
+        timeline = plot_timeline(records, plots / "timeline.png")
+        per_type = {
+            name: rep.wall_s / 3600 * price_table[name] * count
+            for name, count in rep.node_types.items()
+        }
+        costs = plot_costs(per_type, plots / "cost.png", title="Cost of this run per node type")
+        console.print(f"plots: {timeline}, {costs}")
+    if json_out is not None:
+        json_out.write_text(json.dumps(rep.as_json(), indent=2))

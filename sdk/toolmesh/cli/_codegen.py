@@ -1,0 +1,162 @@
+"""``toolmesh ask`` and ``toolmesh parallelize``: the codegen agent on the command line.
+
+Registered on the shared typer ``app`` by importing this module (see ``_app.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.rule import Rule
+from rich.syntax import Syntax
+
+import toolmesh
+from toolmesh.cli._app import AddressOpt, app, console, err
+from toolmesh.cli._args import result_to_json
+
+__all__ = ["ask", "parallelize_file"]
+
+
+def _program(title: str, source: str) -> None:
+    console.print(Rule(title, align="left"))
+    console.print(Syntax(source.rstrip("\n"), "python", theme="ansi_dark", line_numbers=False))
+
+
+def _timing(label: str, result: Any) -> str:
+    return (
+        f"{label:9s} {result.elapsed_s * 1000:8.1f} ms  {result.calls:3d} calls  "
+        f"{result.rounds:3d} rounds"
+    )
+
+
+@app.command()
+def ask(
+    question: str,
+    image: Annotated[
+        Path | None, typer.Option("--image", "-i", help="The picture the question is about.")
+    ] = None,
+    save: Annotated[
+        Path | None, typer.Option(help="Write the parallel program to this file.")
+    ] = None,
+    address: AddressOpt = None,
+    model: Annotated[
+        str | None, typer.Option(help="LLM model (default TOOLMESH_LLM_MODEL or gpt-4o-mini).")
+    ] = None,
+    repairs: Annotated[
+        int, typer.Option(help="Times an invalid program is sent back to the LLM.")
+    ] = 2,
+    timeout: Annotated[float, typer.Option(help="Wall-clock seconds per program run.")] = 60.0,
+) -> None:
+    """Answer a question about an image: an LLM writes a serial program against the live
+    registry; toolmesh checks it, parallelizes it and runs both in a sandbox.
+
+    The LLM is any OpenAI-compatible endpoint: OPENAI_BASE_URL, OPENAI_API_KEY.
+    """
+    from toolmesh_codegen import CodegenError
+
+    if image is not None and not image.is_file():
+        err.print(f"[red]error:[/red] {image}: no such file")
+        raise typer.Exit(2)
+    try:
+        code = asyncio.run(_ask(question, image, save, address, model, repairs, timeout))
+    except (CodegenError, toolmesh.ToolmeshError) as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from exc
+    if code:
+        raise typer.Exit(code)
+
+
+async def _ask(
+    question: str,
+    image: Path | None,
+    save: Path | None,
+    address: str | None,
+    model: str | None,
+    repairs: int,
+    timeout: float,
+) -> int:
+    from toolmesh_codegen import Limits, LLMClient, LLMSettings, Sandbox, check, generate
+
+    async with toolmesh.Client(address) as client:
+        functions = await client.functions()
+        gateway = client.address
+    async with LLMClient(LLMSettings.resolve(model=model)) as llm:
+        with console.status("asking the LLM…"):
+            generation = await generate(question, functions=functions, llm=llm, max_repairs=repairs)
+    tries = len(generation.attempts)
+    _program(
+        f"serial program ({generation.model}, {tries} attempt{'s' if tries > 1 else ''}, "
+        f"{generation.usage})",
+        generation.serial,
+    )
+    plan = generation.plan
+    rounds = "?" if plan.rounds is None else str(plan.rounds)
+    _program(
+        f"parallel program ({rounds} rounds, critical path {plan.critical_path})",
+        generation.parallel,
+    )
+    if save is not None:
+        save.write_text(generation.parallel)
+        console.print(f"saved the parallel program to {save}")
+    program = check(generation.parallel, functions, serial=False)
+    inputs: dict[str, Any] = {"image": image} if image is not None else {}
+    try:
+        program.check_inputs(inputs)
+    except TypeError as exc:
+        err.print(f"[red]error:[/red] {exc}: pass the picture with --image")
+        return 2
+    async with Sandbox(gateway, limits=Limits(timeout_s=timeout)) as sandbox:
+        with console.status("running the serial program…"):
+            serial = await sandbox.run(generation.serial, **inputs)
+        with console.status("running the parallel program…"):
+            parallel = await sandbox.run(generation.parallel, **inputs)
+    if parallel.stdout:
+        console.print(Rule("program output", align="left"))
+        console.print(parallel.stdout.rstrip("\n"), markup=False, highlight=False)
+    console.print(Rule("answer", align="left"))
+    answer = json.dumps(result_to_json(parallel.value, None, "answer"), indent=2, default=str)
+    console.print(answer, markup=False, highlight=False)
+    console.print(Rule("timing", align="left"))
+    console.print(_timing("serial", serial), markup=False)
+    speedup = serial.elapsed_s / parallel.elapsed_s if parallel.elapsed_s > 0 else float("nan")
+    console.print(_timing("parallel", parallel) + f"  {speedup:.2f}x", markup=False)
+    if serial.value != parallel.value or serial.stdout != parallel.stdout:
+        err.print("[red]the serial and parallel programs disagree[/red] (please report this)")
+        return 1
+    return 0
+
+
+@app.command("parallelize")
+def parallelize_file(
+    path: Annotated[Path, typer.Argument(help="A serial program with async def solve(...).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Rewrite a serial program so that its independent calls run concurrently."""
+    from toolmesh_codegen import ValidationError, plan
+
+    try:
+        result = plan(path.read_text())
+    except OSError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    except ValidationError as exc:
+        err.print(f"[red]error:[/red] {path}: {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from exc
+    if output is None:
+        sys.stdout.write(result.source)
+    else:
+        output.write_text(result.source)
+    rounds = "data-dependent" if result.rounds is None else str(result.rounds)
+    serial = "data-dependent" if result.serial_rounds is None else str(result.serial_rounds)
+    err.print(
+        f"{result.calls} call sites; rounds {rounds} (serial {serial}), "
+        f"critical path {result.critical_path if result.critical_path is not None else 'data-dependent'}",
+        highlight=False,
+    )

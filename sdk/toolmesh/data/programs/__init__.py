@@ -1,0 +1,1 @@
+"""Example programs for `toolmesh run` (each defines ``async def solve(image)``)."""

@@ -1,0 +1,389 @@
+"""The overlays render, every object validates strictly, and the objects agree with each other
+and with the code they run (ports, selectors, settings, placement)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from tests.deploy.rendering import DEPLOY, KUBERNETES_VERSIONS, OVERLAYS, find, one, render
+from toolmesh_gateway.config import GatewaySettings
+from toolmesh_gateway.server import FUNCTIONS_SERVICE
+from toolmesh_models.placement import load_placement
+from toolmesh_models.repository import available_models
+
+GPU = model_config_pb2.ModelInstanceGroup.KIND_GPU
+CPU = model_config_pb2.ModelInstanceGroup.KIND_CPU
+#: The pools each overlay must have: GPU product names (node affinity) per pool.
+POOLS = {
+    "mixed-gpu": {"a6000": "NVIDIA-RTX-A6000", "a4000": "NVIDIA-RTX-A4000"},
+    "single-gpu-type": {"a100": "NVIDIA-A100-SXM4-80GB"},
+}
+
+
+def test_the_overlays_are_the_expected_ones() -> None:
+    assert sorted(POOLS) == OVERLAYS
+
+
+@pytest.mark.parametrize("path", ["base", *(f"overlays/{o}" for o in OVERLAYS)])
+def test_renders(path: str) -> None:
+    objects = render(path)
+    kinds = {o["kind"] for o in objects}
+    assert {"CustomResourceDefinition", "Function", "Deployment", "Service", "Role"} <= kinds
+    assert {o["metadata"]["name"] for o in find(objects, "Deployment")} >= {
+        "toolmesh-gateway",
+        "otel-collector",
+    }
+    for o in objects:
+        if o["kind"] not in ("Namespace", "CustomResourceDefinition"):
+            assert o["metadata"].get("namespace") == "toolmesh", (o["kind"], o["metadata"]["name"])
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_passes_strict_validation(overlay: str, version: str) -> None:
+    """kubernetes-validate --strict (bundled OpenAPI schemas, unknown fields refused).
+
+    It has no schema for our custom kind: Functions are validated against the CRD's
+    schema in test_crd.py instead (and the CRD itself is validated here).
+    """
+    checked = 0
+    for o in render(f"overlays/{overlay}"):
+        if o["kind"] == "Function":
+            continue
+        try:
+            kubernetes_validate.validate(o, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{o['kind']}/{o['metadata']['name']} (Kubernetes {version}): {exc}")
+        checked += 1
+    assert checked >= 15
+
+
+def test_strict_validation_refuses_an_unknown_field() -> None:
+    # the control for the test above: a misspelt field fails, so passing means something
+    deployment = copy.deepcopy(one(render("overlays/mixed-gpu"), "Deployment", "toolmesh-gateway"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpcc"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[0], strict=True)
+
+
+# ---- the objects agree with each other ------------------------------------------------
+
+
+def pod_templates(objects: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    return [d["spec"]["template"] for d in find(objects, "Deployment")]
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def container_ports(template: dict[str, Any]) -> dict[str | int, int]:
+    ports: dict[str | int, int] = {}
+    for container in template["spec"]["containers"]:
+        for port in container.get("ports", []):
+            ports[port["containerPort"]] = port["containerPort"]
+            if "name" in port:
+                ports[port["name"]] = port["containerPort"]
+    return ports
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_select_pods_that_have_their_ports(overlay: str) -> None:
+    objects = render(f"overlays/{overlay}")
+    for service in find(objects, "Service"):
+        selector = service["spec"]["selector"]
+        matched = [t for t in pod_templates(objects) if selects(selector, t["metadata"]["labels"])]
+        assert matched, f"Service {service['metadata']['name']} selects no pod"
+        for template in matched:
+            for port in service["spec"]["ports"]:
+                assert port["targetPort"] in container_ports(template), (
+                    service["metadata"]["name"],
+                    port,
+                )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_deployments_select_their_own_pods_and_nothing_else(overlay: str) -> None:
+    objects = render(f"overlays/{overlay}")
+    deployments = find(objects, "Deployment")
+    for deployment in deployments:
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        owners = [
+            d for d in deployments if selects(selector, d["spec"]["template"]["metadata"]["labels"])
+        ]
+        assert owners == [deployment], deployment["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_volumes_name_config_maps_that_exist(overlay: str) -> None:
+    objects = render(f"overlays/{overlay}")
+    config_maps = {c["metadata"]["name"] for c in find(objects, "ConfigMap")}
+    for template in pod_templates(objects):
+        for volume in template["spec"].get("volumes", []):
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in config_maps
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_autoscaler_and_disruption_budgets_target_real_pods(overlay: str) -> None:
+    objects = render(f"overlays/{overlay}")
+    hpa = one(objects, "HorizontalPodAutoscaler", "toolmesh-gateway")
+    target = hpa["spec"]["scaleTargetRef"]
+    gateway = one(objects, target["kind"], target["name"])
+    assert "replicas" not in gateway["spec"], "the HPA owns the gateway's replica count"
+    resources = gateway["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert "cpu" in resources["requests"], "CPU utilisation needs a CPU request"
+    for pdb in find(objects, "PodDisruptionBudget"):
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        assert any(selects(selector, t["metadata"]["labels"]) for t in pod_templates(objects))
+
+
+def test_rbac_lets_the_gateway_watch_functions_and_discover_endpoints() -> None:
+    objects = render("overlays/mixed-gpu")
+    deployment = one(objects, "Deployment", "toolmesh-gateway")
+    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    one(objects, "ServiceAccount", account)
+    subject = {"kind": "ServiceAccount", "name": account, "namespace": "toolmesh"}
+    [binding] = [b for b in find(objects, "RoleBinding") if subject in b["subjects"]]
+    assert binding["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    role = one(objects, binding["roleRef"]["kind"], binding["roleRef"]["name"])
+
+    def allowed(group: str, resource: str, verb: str) -> bool:
+        return any(
+            group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"]
+            for r in role["rules"]
+        )
+
+    crd = one(objects, "CustomResourceDefinition", "functions.toolmesh.dev")["spec"]
+    for verb in ("list", "watch"):
+        assert allowed(crd["group"], crd["names"]["plural"], verb)
+        assert allowed("discovery.k8s.io", "endpointslices", verb)
+        assert allowed("", "services", verb)
+    assert not allowed(crd["group"], crd["names"]["plural"], "delete")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_gateway_reaches_triton(overlay: str) -> None:
+    objects = render(f"overlays/{overlay}")
+    [policy] = find(objects, "NetworkPolicy")
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress"]
+    tritons = [
+        d for d in find(objects, "Deployment") if d["metadata"]["name"].startswith("triton-")
+    ]
+    assert tritons
+    for deployment in find(objects, "Deployment"):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert selects(spec["podSelector"]["matchLabels"], labels) == (deployment in tritons)
+    [rule] = spec["ingress"]
+    [peer] = rule["from"]
+    gateway = one(objects, "Deployment", "toolmesh-gateway")["spec"]["template"]["metadata"]
+    assert selects(peer["podSelector"]["matchLabels"], gateway["labels"])
+    assert set(peer) == {"podSelector"}, "no namespace- or IP-wide peers"
+    assert [p["port"] for p in rule["ports"]] == [8001]
+
+
+# ---- the objects agree with the code ------------------------------------------------
+
+
+def container(template: dict[str, Any], name: str, init: bool = False) -> dict[str, Any]:
+    key = "initContainers" if init else "containers"
+    [found] = [c for c in template["spec"][key] if c["name"] == name]
+    return found
+
+
+def env(c: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in c.get("env", [])}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_gateway_settings_and_probes(overlay: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    objects = render(f"overlays/{overlay}")
+    template = one(objects, "Deployment", "toolmesh-gateway")["spec"]["template"]
+    gateway = container(template, "gateway")
+    variables = env(gateway)
+    for name in [k for k in os.environ if k.startswith("TOOLMESH_")]:
+        monkeypatch.delenv(name)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value or "toolmesh")  # fieldRef: the pod's namespace
+    settings = GatewaySettings.from_env()  # the very parsing the gateway does at start
+    assert settings.address == "0.0.0.0:50051"
+    assert settings.registry == "kubernetes"
+    port = int(settings.address.rpartition(":")[2])
+    assert container_ports(template)["grpc"] == port
+    assert settings.metrics_address is not None
+    assert container_ports(template)["metrics"] == int(settings.metrics_address.rpartition(":")[2])
+    assert gateway["readinessProbe"]["grpc"] == {"port": port, "service": FUNCTIONS_SERVICE}
+    assert gateway["livenessProbe"]["grpc"] == {"port": port}
+    service = one(objects, "Service", "toolmesh-gateway")
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, "grpc")]
+    # every Triton endpoint is a pool's Service, on its gRPC port
+    services = {s["metadata"]["name"]: s for s in find(objects, "Service")}
+    urls = [e.url for e in settings.endpoints()]
+    assert len(urls) == len(POOLS[overlay])
+    for url in urls:
+        host, _, url_port = url.rpartition(":")
+        assert host in services, url
+        assert int(url_port) in [p["port"] for p in services[host]["spec"]["ports"]], url
+    assert {u.rpartition(":")[0] for u in urls} == {f"triton-{p}" for p in POOLS[overlay]}
+
+
+def triton_pools(overlay: str) -> list[tuple[str, dict[str, Any]]]:
+    objects = render(f"overlays/{overlay}")
+    return [(pool, one(objects, "Deployment", f"triton-{pool}")) for pool in POOLS[overlay]]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_triton_pool_runs_on_its_gpu_type(overlay: str) -> None:
+    for pool, deployment in triton_pools(overlay):
+        spec = deployment["spec"]["template"]["spec"]
+        [term] = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"
+        ]
+        [expression] = term["matchExpressions"]
+        assert expression["key"] == "nvidia.com/gpu.product" and expression["operator"] == "In"
+        assert POOLS[overlay][pool] in expression["values"], pool
+        server = container(deployment["spec"]["template"], "tritonserver")
+        gpus = int(server["resources"]["limits"]["nvidia.com/gpu"])
+        visible = env(container(deployment["spec"]["template"], "render-models", init=True))
+        # the device plugin numbers a pod's GPUs from 0: TOOLMESH_GPUS must be exactly those
+        assert visible["TOOLMESH_GPUS"] == ",".join(map(str, range(gpus))), pool
+        assert deployment["metadata"]["labels"]["toolmesh.dev/gpu-pool"] == pool
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_triton_serves_the_rendered_repository_with_health_probes(overlay: str) -> None:
+    for pool, deployment in triton_pools(overlay):
+        template = deployment["spec"]["template"]
+        server = container(template, "tritonserver")
+        render_models = container(template, "render-models", init=True)
+        out = next(a for a in render_models["args"] if a.startswith("--out="))[len("--out=") :]
+        assert f"--model-repository={out}" in server["args"], pool
+        mounts = {m["name"]: m["mountPath"] for m in server["volumeMounts"]}
+        init_mounts = {m["name"]: m["mountPath"] for m in render_models["volumeMounts"]}
+        assert out.startswith(init_mounts["models"]) and mounts["models"] == init_mounts["models"]
+        assert "emptyDir" in next(v for v in template["spec"]["volumes"] if v["name"] == "models")
+        assert server["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+        assert server["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+        http = next(a for a in server["args"] if a.startswith("--http-port="))
+        assert container_ports(template)["http"] == int(http.split("=")[1])
+        grpc_port = next(a for a in server["args"] if a.startswith("--grpc-port="))
+        assert container_ports(template)["grpc"] == int(grpc_port.split("=")[1]) == 8001
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_init_container_renders_the_pools_placement(overlay: str, tmp_path: Path) -> None:
+    """Run the init container's command (our CLI) on its ConfigMap's placement file."""
+    objects = render(f"overlays/{overlay}")
+    for pool, deployment in triton_pools(overlay):
+        template = deployment["spec"]["template"]
+        init = container(template, "render-models", init=True)
+        volume = next(v for v in template["spec"]["volumes"] if v["name"] == "placement")
+        config_map = one(objects, "ConfigMap", volume["configMap"]["name"])
+        mount = next(m["mountPath"] for m in init["volumeMounts"] if m["name"] == "placement")
+        models = next(m["mountPath"] for m in init["volumeMounts"] if m["name"] == "models")
+        here = tmp_path / pool
+        (here / "placement").mkdir(parents=True)
+        for key, text in config_map["data"].items():
+            (here / "placement" / key).write_text(text)
+        variables = env(init)
+        args = []
+        for arg in init["args"]:  # Kubernetes expands $(VAR) from the container's env
+            for name, value in variables.items():
+                arg = arg.replace(f"$({name})", value)
+            args.append(
+                arg.replace(mount, str(here / "placement")).replace(models, str(here / "models"))
+            )
+        assert init["command"][:3] == ["python3", "-m", "toolmesh_models.repository"]
+        result = subprocess.run(
+            [sys.executable, "-m", "toolmesh_models.repository", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        gpus = list(
+            range(int(container(template, "tritonserver")["resources"]["limits"]["nvidia.com/gpu"]))
+        )
+        placement = load_placement(here / "placement" / "placement.yaml")
+        repository = here / "models" / "repository"
+        assert sorted(p.name for p in repository.iterdir() if p.is_dir()) == available_models()
+        for model in available_models():
+            config = text_format.Parse(
+                (repository / model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()
+            )
+            groups = [(g.kind, g.count, list(g.gpus)) for g in config.instance_group]
+            settings = placement.for_model(model)
+            if settings.kind == "cpu":
+                assert groups == [(CPU, settings.cpu_count or settings.count, [])], (pool, model)
+            else:
+                assert groups == [(GPU, settings.count, [i]) for i in gpus], (pool, model)
+        # the detector is on every GPU of every pool
+        assert placement.for_model("find").kind == "gpu"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_traces_go_to_the_collector(overlay: str) -> None:
+    objects = render(f"overlays/{overlay}")
+    collector = one(objects, "Service", "otel-collector")
+    ports = {p["name"]: p["port"] for p in collector["spec"]["ports"]}
+    config_map = next(
+        c
+        for c in find(objects, "ConfigMap")
+        if c["metadata"]["name"].startswith("otel-collector-config")
+    )
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    for pipeline in config["service"]["pipelines"].values():
+        for part in ("receivers", "processors", "exporters"):
+            assert set(pipeline[part]) <= set(config[part]), part
+    assert set(config["service"]["extensions"]) <= set(config["extensions"])
+    http = config["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    assert int(http.rpartition(":")[2]) == ports["otlp-http"]
+    for _, deployment in triton_pools(overlay):
+        args = container(deployment["spec"]["template"], "tritonserver")["args"]
+        assert (
+            f"--trace-config=opentelemetry,url=otel-collector:{ports['otlp-http']}/v1/traces"
+            in args
+        )
+        assert "--trace-config=rate=100" in args  # sampled: see DESIGN.md on rate=1
+    gateway = env(
+        container(one(objects, "Deployment", "toolmesh-gateway")["spec"]["template"], "gateway")
+    )
+    assert gateway["OTEL_EXPORTER_OTLP_ENDPOINT"] == f"http://otel-collector:{ports['otlp-http']}"
+
+
+def test_overlay_images_are_set_in_one_place() -> None:
+    for overlay in OVERLAYS:
+        kustomization = yaml.safe_load(
+            (DEPLOY / "overlays" / overlay / "kustomization.yaml").read_text()
+        )
+        names = {i["name"] for i in kustomization["images"]}
+        assert names == {"toolmesh/gateway", "toolmesh/triton"}
+        images = {
+            c["image"]
+            for t in pod_templates(render(f"overlays/{overlay}"))
+            for c in [*t["spec"]["containers"], *t["spec"].get("initContainers", [])]
+        }
+        assert not any(i.startswith("toolmesh/") for i in images), "an image escaped `images:`"
+
+
+def test_pool_placements_keep_the_cpu_gpu_split_of_the_repository() -> None:
+    """Pools tune counts; which models are pinned to the CPU follows triton_models/placement.yaml."""
+    base = load_placement()
+    pool_files = sorted((DEPLOY / "overlays").glob("*/pool-*/placement.yaml"))
+    assert len(pool_files) == sum(len(p) for p in POOLS.values())
+    for path in pool_files:
+        pool = load_placement(path)
+        for model in available_models():
+            assert pool.for_model(model).kind == base.for_model(model).kind, (path, model)
