@@ -34,12 +34,14 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,4")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--measurement-ms", type=int, default=3000)
+    parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args()
     jpeg = sorted(STREET_FRAMES.glob("*.jpg"))[0].read_bytes()
     rows = []
     with tempfile.TemporaryDirectory() as run_dir, LocalMesh(run_dir=Path(run_dir)) as mesh:
         assert mesh.triton is not None
-        for model, scalars in MODELS.items():
+        for model in args.models.split(","):
+            scalars = MODELS[model]
             data = image_input_data(Path(run_dir) / f"{model}.json", jpeg, **scalars)
             for concurrency in (int(c) for c in args.concurrency.split(",")):
                 sides: dict[str, list[PerfAnalyzerResult]] = {"direct": [], "gateway": []}
