@@ -25,7 +25,7 @@ from toolmesh_gateway.server import FUNCTIONS_SERVICE
 from toolmesh_models.paths import PLACEMENT_FILE
 from toolmesh_models.placement import detect_gpus, load_placement
 from toolmesh_models.repository import render_repository
-from toolmesh_models.server import TritonServer, TritonStartError, free_port
+from toolmesh_models.server import TritonServer, TritonStartError, free_port, stop_process
 
 __all__ = ["LocalMesh", "MeshState", "default_run_dir", "stop_detached", "wait_for_health"]
 
@@ -236,13 +236,7 @@ class LocalMesh:
     def stop(self) -> None:
         """Stop the gateway first (it drains), then Triton. Idempotent."""
         gateway, self.gateway = self.gateway, None
-        if gateway is not None and gateway.poll() is None:
-            gateway.send_signal(signal.SIGTERM)
-            try:
-                gateway.wait(15)
-            except subprocess.TimeoutExpired:
-                gateway.kill()
-                gateway.wait(5)
+        stop_process(gateway, timeout=15)
         for triton in self.tritons:
             triton.stop()
         if self.receiver is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from toolmesh_models.server import free_port
+from toolmesh_models.server import free_port, stop_process
 
 __all__ = ["OtlpReceiver", "Span", "read_spans", "render_tree"]
 
@@ -139,13 +139,7 @@ class OtlpReceiver:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_process(process, timeout=10)
 
     def __enter__(self) -> OtlpReceiver:
         self.start()

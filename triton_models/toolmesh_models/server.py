@@ -35,6 +35,7 @@ __all__ = [
     "TritonStartError",
     "free_port",
     "prepare_backends",
+    "stop_process",
     "trace_args",
 ]
 
@@ -102,6 +103,19 @@ def trace_args(endpoint: str | None, rate: int = 1) -> tuple[str, ...]:
         "--trace-config=level=TIMESTAMPS",
         "--trace-config=opentelemetry,resource=service.name=triton",
     )
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM a child, SIGKILL it if it is still there after ``timeout``, and reap it."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(5)
 
 
 def free_port() -> int:
@@ -264,15 +278,7 @@ class TritonServer:
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``; idempotent."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5)
+        stop_process(process, timeout)
 
     @property
     def pid(self) -> int | None:
