@@ -33,6 +33,8 @@ __all__ = [
     "ImageTextMatcher",
     "OpenVocabularyDetector",
     "QuestionAnswerer",
+    "best_match",
+    "load_clip",
     "torch_device",
 ]
 
@@ -200,6 +202,29 @@ class ClipMatcher(_Backend):
             )
             out = self.model(**self._to_device(inputs))
             return out.logits_per_image.float().cpu().numpy()
+
+
+def load_clip(model: Any, weights: str = "clip") -> ClipMatcher:
+    """CLIP from the model store on ``model``'s instance device (both CLIP functions load it so).
+
+    Raises the store's error, naming the pull command, when the weights are missing.
+    """
+    from .store import ModelStore
+
+    path = ModelStore().require(weights, function=model.name)
+    threads = int(model.parameters.get("intra_op_threads", "1"))
+    clip = ClipMatcher(
+        path, device=torch_device(model.instance_kind, model.device_id, threads=threads)
+    )
+    model.log(f"CLIP from {path} on {clip.device}")
+    return clip
+
+
+def best_match(logits: np.ndarray) -> dict[str, np.ndarray]:
+    """Softmax scores over one query's candidates, and the index of the best one."""
+    shifted = np.exp(logits - logits.max())
+    scores = (shifted / shifted.sum()).astype(np.float32)
+    return {"index": np.array([int(np.argmax(scores))], np.int64), "scores": scores}
 
 
 class DepthEstimator(_Backend):

@@ -12,15 +12,9 @@ import numpy as np
 
 from toolmesh_models.backend import FunctionModel
 from toolmesh_models.errors import ArgumentError
-from toolmesh_models.store import ModelStore
+from toolmesh_models.vision import best_match, load_clip
 
-WEIGHTS = "clip"
 MAX_IMAGES = 64
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max())
-    return (shifted / shifted.sum()).astype(np.float32)
 
 
 class TritonPythonModel(FunctionModel):
@@ -30,14 +24,7 @@ class TritonPythonModel(FunctionModel):
 
     def setup(self) -> None:
         """Load CLIP from the model store; fails to load (naming the pull command) without it."""
-        path = ModelStore().require(WEIGHTS, function=self.name)
-        from toolmesh_models.vision import ClipMatcher, torch_device
-
-        threads = int(self.parameters.get("intra_op_threads", "1"))
-        self.clip = ClipMatcher(
-            path, device=torch_device(self.instance_kind, self.device_id, threads=threads)
-        )
-        self.log(f"CLIP from {path} on {self.clip.device}")
+        self.clip = load_clip(self)
 
     def run(self, images: list[np.ndarray], text: str) -> dict[str, Any]:
         (result,) = self.run_batch([{"images": images, "text": text}])
@@ -62,7 +49,6 @@ class TritonPythonModel(FunctionModel):
         start = 0
         for column, i in enumerate(todo):
             count = len(batch[i]["images"])
-            scores = softmax(logits[start : start + count, column])
+            results[i] = best_match(logits[start : start + count, column])
             start += count
-            results[i] = {"index": np.array([int(np.argmax(scores))], np.int64), "scores": scores}
         return results

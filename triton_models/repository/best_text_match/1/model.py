@@ -12,15 +12,9 @@ import numpy as np
 
 from toolmesh_models.backend import FunctionModel
 from toolmesh_models.errors import ArgumentError
-from toolmesh_models.store import ModelStore
+from toolmesh_models.vision import best_match, load_clip
 
-WEIGHTS = "clip"
 MAX_TEXTS = 64
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max())
-    return (shifted / shifted.sum()).astype(np.float32)
 
 
 class TritonPythonModel(FunctionModel):
@@ -28,14 +22,7 @@ class TritonPythonModel(FunctionModel):
 
     def setup(self) -> None:
         """Load CLIP from the model store; fails to load (naming the pull command) without it."""
-        path = ModelStore().require(WEIGHTS, function=self.name)
-        from toolmesh_models.vision import ClipMatcher, torch_device
-
-        threads = int(self.parameters.get("intra_op_threads", "1"))
-        self.clip = ClipMatcher(
-            path, device=torch_device(self.instance_kind, self.device_id, threads=threads)
-        )
-        self.log(f"CLIP from {path} on {self.clip.device}")
+        self.clip = load_clip(self)
 
     def run(self, image: np.ndarray, texts: list[str]) -> dict[str, Any]:
         (result,) = self.run_batch([{"image": image, "texts": texts}])
@@ -62,7 +49,6 @@ class TritonPythonModel(FunctionModel):
         start = 0
         for row, i in enumerate(todo):
             count = len(batch[i]["texts"])
-            scores = softmax(logits[row, start : start + count])
+            results[i] = best_match(logits[row, start : start + count])
             start += count
-            results[i] = {"index": np.array([int(np.argmax(scores))], np.int64), "scores": scores}
         return results
