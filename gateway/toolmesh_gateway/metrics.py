@@ -113,8 +113,9 @@ class GatewayMetrics(grpc.aio.ServerInterceptor):
                 code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
                 raise
             finally:
-                rpcs.labels(method, function, code).inc()
+                # Latency first: once a call shows in the counter, its latency is in too.
                 latency.labels(method, function).observe(time.perf_counter() - started)
+                rpcs.labels(method, function, code).inc()
 
         return grpc.unary_unary_rpc_method_handler(
             measured,
