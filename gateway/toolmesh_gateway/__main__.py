@@ -30,19 +30,64 @@ def main(argv: list[str] | None = None) -> int:
         "--metrics-address",
         help="host:port to serve Prometheus /metrics (TOOLMESH_METRICS_ADDRESS)",
     )
+    security = parser.add_argument_group("security (default: plaintext, no authentication)")
+    security.add_argument("--tls-cert", help="PEM certificate chain (TOOLMESH_SERVER_TLS_CERT)")
+    security.add_argument("--tls-key", help="PEM private key (TOOLMESH_SERVER_TLS_KEY)")
+    security.add_argument(
+        "--tls-client-ca",
+        help="PEM CA that signs client certificates: mutual TLS (TOOLMESH_SERVER_TLS_CLIENT_CA)",
+    )
+    security.add_argument(
+        "--tokens", help="YAML file of token digests and grants (TOOLMESH_TOKENS_FILE)"
+    )
+    security.add_argument(
+        "--health-address",
+        help="host:port serving only grpc.health.v1 in plaintext, for probes "
+        "(TOOLMESH_HEALTH_ADDRESS)",
+    )
+    security.add_argument(
+        "--reflection",
+        choices=["open", "authenticated", "off"],
+        help="server reflection access (TOOLMESH_REFLECTION, open)",
+    )
+    limits = parser.add_argument_group("overload protection")
+    limits.add_argument(
+        "--max-in-flight", type=int, help="calls run at once (TOOLMESH_MAX_IN_FLIGHT, 64)"
+    )
+    limits.add_argument(
+        "--max-queue", type=int, help="calls waiting for a slot (TOOLMESH_MAX_QUEUE, 512)"
+    )
+    limits.add_argument(
+        "--max-per-client",
+        type=int,
+        help="running + queued calls per client (TOOLMESH_MAX_PER_CLIENT, 256)",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = GatewaySettings.from_env(
-        address=args.address,
-        triton_url=args.triton_url,
-        endpoints_file=args.endpoints,
-        functions_dir=args.functions_dir,
-        max_message_bytes=args.max_message_bytes,
-        metrics_address=args.metrics_address,
-    )
+    try:
+        settings = GatewaySettings.from_env(
+            address=args.address,
+            triton_url=args.triton_url,
+            endpoints_file=args.endpoints,
+            functions_dir=args.functions_dir,
+            max_message_bytes=args.max_message_bytes,
+            metrics_address=args.metrics_address,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_client_ca=args.tls_client_ca,
+            tokens_file=args.tokens,
+            reflection=args.reflection,
+            health_address=args.health_address,
+            max_in_flight=args.max_in_flight,
+            max_queue=args.max_queue,
+            max_per_client=args.max_per_client,
+        )
+    except ValueError as exc:
+        print(f"toolmesh-gateway: {exc}", file=sys.stderr)
+        return 2
     configure_tracing("toolmesh-gateway")
     try:
         asyncio.run(serve(settings))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from toolmesh_gateway.endpoints import EndpointConfig
+from toolmesh_gateway.limits import Limits
+from toolmesh_gateway.tls import TlsFiles
 from toolmesh_models.paths import FUNCTIONS_DIR
 
 DEFAULT_ADDRESS = "localhost:50051"
@@ -17,6 +19,7 @@ DEFAULT_TRITON_URL = "localhost:8001"
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 REGISTRY_SOURCES = ("files", "kubernetes")
+REFLECTION_MODES = ("open", "authenticated", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,16 @@ class GatewaySettings:
     health_interval_s: float = 2.0
     #: Seconds in-flight calls get to finish on SIGTERM.
     shutdown_grace_s: float = 5.0
+    #: Serve TLS with these files; None: plaintext (the local default).
+    tls: TlsFiles | None = None
+    #: YAML file of token digests and grants; None: no authentication.
+    tokens_file: Path | None = None
+    #: ``host:port`` for a plaintext listener that serves only grpc.health.v1 (probes).
+    health_address: str | None = None
+    #: Server reflection: ``open`` (no token needed), ``authenticated`` or ``off``.
+    reflection: str = "open"
+    #: Bounds on concurrent Calls/ModelInfers (see :mod:`toolmesh_gateway.limits`).
+    limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         if self.registry not in REGISTRY_SOURCES:
@@ -54,10 +67,27 @@ class GatewaySettings:
                 f"TOOLMESH_REGISTRY must be one of {', '.join(REGISTRY_SOURCES)}, "
                 f"got {self.registry!r}"
             )
+        if self.reflection not in REFLECTION_MODES:
+            raise ValueError(
+                f"TOOLMESH_REFLECTION must be one of {', '.join(REFLECTION_MODES)}, "
+                f"got {self.reflection!r}"
+            )
+
+    @property
+    def security(self) -> str:
+        """How the listener is protected, for logs and ``toolmesh up`` (never a secret)."""
+        transport = self.tls.describe() if self.tls is not None else "plaintext"
+        auth = "bearer tokens" if self.tokens_file is not None else "no authentication"
+        return f"{transport}, {auth}"
 
     @classmethod
     def from_env(cls, **overrides: object) -> GatewaySettings:
-        """Settings from ``TOOLMESH_*`` variables; keyword overrides that are not None win."""
+        """Settings from ``TOOLMESH_*`` variables; keyword overrides that are not None win.
+
+        Overrides may also name ``tls_cert``/``tls_key``/``tls_client_ca`` and the
+        :class:`Limits` fields; the server's TLS variables are
+        ``TOOLMESH_SERVER_TLS_*`` so that they never mix with a client's ``TOOLMESH_TLS_*``.
+        """
         env = os.environ
         values: dict[str, object] = {
             "address": env.get("TOOLMESH_ADDRESS", DEFAULT_ADDRESS),
@@ -71,11 +101,23 @@ class GatewaySettings:
                 env.get("TOOLMESH_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)
             ),
             "max_image_pixels": int(env.get("TOOLMESH_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)),
+            "tokens_file": env.get("TOOLMESH_TOKENS_FILE") or None,
+            "health_address": env.get("TOOLMESH_HEALTH_ADDRESS") or None,
+            "reflection": env.get("TOOLMESH_REFLECTION", "open"),
+            "tls_cert": env.get("TOOLMESH_SERVER_TLS_CERT") or None,
+            "tls_key": env.get("TOOLMESH_SERVER_TLS_KEY") or None,
+            "tls_client_ca": env.get("TOOLMESH_SERVER_TLS_CLIENT_CA") or None,
         }
+        limits = {key: int(env[var]) for key, var in _LIMIT_VARIABLES.items() if env.get(var)}
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("functions_dir", "endpoints_file"):
+        for key in ("functions_dir", "endpoints_file", "tokens_file"):
             if values.get(key) is not None:
                 values[key] = Path(str(values[key]))
+        values["tls"] = _tls_files(
+            values.pop("tls_cert"), values.pop("tls_key"), values.pop("tls_client_ca")
+        )
+        limits.update({key: int(str(values.pop(key))) for key in _LIMIT_VARIABLES if key in values})
+        values["limits"] = Limits(**limits)
         return cls(**values)  # type: ignore[arg-type]
 
     def endpoints(self) -> list[EndpointConfig]:
@@ -86,6 +128,26 @@ class GatewaySettings:
                 raise ValueError("no Triton endpoint configured (TOOLMESH_TRITON_URL is empty)")
             return [EndpointConfig(url) for url in urls]
         return load_endpoints(self.endpoints_file)
+
+
+_LIMIT_VARIABLES = {
+    "max_in_flight": "TOOLMESH_MAX_IN_FLIGHT",
+    "max_queue": "TOOLMESH_MAX_QUEUE",
+    "max_per_client": "TOOLMESH_MAX_PER_CLIENT",
+}
+
+
+def _tls_files(cert: object, key: object, client_ca: object) -> TlsFiles | None:
+    """TLS needs a certificate and its key together; a client CA alone makes no sense."""
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise ValueError("a client CA (mutual TLS) needs a server certificate and key too")
+        return None
+    if cert is None or key is None:
+        raise ValueError("TLS needs both a certificate and its private key")
+    return TlsFiles(
+        Path(str(cert)), Path(str(key)), Path(str(client_ca)) if client_ca is not None else None
+    )
 
 
 def load_endpoints(path: Path) -> list[EndpointConfig]:

@@ -40,7 +40,8 @@ EXTENSIONS = (
 _STAT_FIELDS = [f.name for f in service_pb2.InferStatistics.DESCRIPTOR.fields]
 
 
-_NOT_FORWARDED = ("user-agent", "content-type", "traceparent", "tracestate")
+# Credentials are for the gateway; Triton never sees (or logs) a caller's token.
+_NOT_FORWARDED = ("user-agent", "content-type", "traceparent", "tracestate", "authorization")
 
 
 def _forwarded_metadata(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str], ...]:

@@ -66,6 +66,16 @@ class MeshState:
         return cls(**json.loads(path.read_text()))
 
 
+SERVER_SECURITY_VARIABLES = frozenset(
+    {
+        "TOOLMESH_SERVER_TLS_CERT",
+        "TOOLMESH_SERVER_TLS_KEY",
+        "TOOLMESH_SERVER_TLS_CLIENT_CA",
+        "TOOLMESH_TOKENS_FILE",
+    }
+)
+
+
 def wait_for_health(address: str, timeout: float, service: str = FUNCTIONS_SERVICE) -> None:
     """Block until the gateway reports ``service`` SERVING (which needs Triton ready)."""
     deadline = time.monotonic() + timeout
@@ -186,7 +196,10 @@ class LocalMesh:
         return [t.grpc_url for t in self.tritons]
 
     def _start_gateway(self, timeout: float, detach: bool) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # The local mesh is plaintext without tokens (its health checks and `toolmesh up`'s
+        # message say so); server security settings meant for a deployment stay out of it.
+        env = {k: v for k, v in os.environ.items() if k not in SERVER_SECURITY_VARIABLES}
+        env["PYTHONUNBUFFERED"] = "1"
         if self.trace_endpoint:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.trace_endpoint
         command = [

@@ -14,10 +14,11 @@ from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from toolmesh_gateway.endpoints import EndpointPool
+from toolmesh_gateway.limits import Admission
 
 __all__ = ["GatewayMetrics"]
 
@@ -55,10 +56,29 @@ class _PoolCollector(Collector):
         yield from families.values()
 
 
+class _AdmissionCollector(Collector):
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+
+    def collect(self) -> Iterator[Metric]:
+        a = self._admission
+        yield GaugeMetricFamily(
+            "toolmesh_admission_in_flight", "admitted calls running", value=a.in_flight
+        )
+        yield GaugeMetricFamily(
+            "toolmesh_admission_queued", "calls waiting for a slot", value=a.queued
+        )
+        yield CounterMetricFamily(
+            "toolmesh_admission_rejected",
+            "calls refused with RESOURCE_EXHAUSTED by the admission limits",
+            value=a.rejected,
+        )
+
+
 class GatewayMetrics(grpc.aio.ServerInterceptor):
     """Counts and times every unary RPC; add it to the server's interceptors."""
 
-    def __init__(self, pool: EndpointPool) -> None:
+    def __init__(self, pool: EndpointPool, admission: Admission | None = None) -> None:
         self.registry = CollectorRegistry()
         self.rpcs = Counter(
             "toolmesh_rpc",
@@ -74,6 +94,8 @@ class GatewayMetrics(grpc.aio.ServerInterceptor):
             registry=self.registry,
         )
         self.registry.register(_PoolCollector(pool))
+        if admission is not None:
+            self.registry.register(_AdmissionCollector(admission))
         self._server: Any = None
 
     def serve(self, address: str) -> int:

@@ -23,10 +23,13 @@ from toolmesh.v1 import (
     registry_pb2,
     registry_pb2_grpc,
 )
+from toolmesh_gateway.auth import AuthInterceptor, TokenStore
 from toolmesh_gateway.config import GatewaySettings
+from toolmesh_gateway.decoding import DecodingInterceptor
 from toolmesh_gateway.endpoints import EndpointPool
+from toolmesh_gateway.kserve import MODEL_INFER, kserve_handler
 from toolmesh_gateway.kserve import SERVICE_NAME as KSERVE_SERVICE
-from toolmesh_gateway.kserve import kserve_handler
+from toolmesh_gateway.limits import Admission, AdmissionInterceptor
 from toolmesh_gateway.mesh import MeshService
 from toolmesh_gateway.metrics import GatewayMetrics
 from toolmesh_gateway.registry import Registry, RegistryHolder, load_registry
@@ -43,6 +46,9 @@ log = logging.getLogger(__name__)
 FUNCTIONS_SERVICE = functions_pb2.DESCRIPTOR.services_by_name["Functions"].full_name
 REGISTRY_SERVICE = registry_pb2.DESCRIPTOR.services_by_name["Registry"].full_name
 MESH_SERVICE = mesh_pb2.DESCRIPTOR.services_by_name["Mesh"].full_name
+CALL_METHOD = f"/{FUNCTIONS_SERVICE}/Call"
+#: RPCs beyond the admission limits that gRPC still accepts: health, registry, status.
+CHEAP_RPC_HEADROOM = 64
 
 
 @dataclass
@@ -55,7 +61,11 @@ class Gateway:
     health: health.aio.HealthServicer
     watcher: asyncio.Task[None]
     metrics: GatewayMetrics
+    admission: Admission
     metrics_port: int | None = None
+    #: The plaintext health-only listener (``health_address``), if any.
+    health_server: grpc.aio.Server | None = None
+    health_port: int | None = None
     #: The Kubernetes watch that keeps the registry live (``TOOLMESH_REGISTRY=kubernetes``).
     functions: KubernetesFunctions | None = None
 
@@ -71,6 +81,8 @@ class Gateway:
             await self.watcher
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.health_server is not None:
+            await self.health_server.stop(None)
         await self.router.aclose()
         self.metrics.close()
 
@@ -118,6 +130,23 @@ async def open_registry(
     return load_registry(settings.functions_dir), None
 
 
+async def _serve_health_only(
+    address: str, servicer: health.aio.HealthServicer
+) -> tuple[grpc.aio.Server, int]:
+    """grpc.health.v1 alone on a plaintext port, answering from the main server's servicer.
+
+    Kubernetes' gRPC probes cannot speak TLS; this port lets them probe a TLS
+    gateway without opening anything else in plaintext.
+    """
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address} (health)")
+    await server.start()
+    return server, port
+
+
 async def start_gateway(
     settings: GatewaySettings, registry: Registry | RegistryHolder | None = None
 ) -> Gateway:
@@ -125,21 +154,49 @@ async def start_gateway(
 
     ``registry`` defaults to the one ``settings.registry`` names (:func:`open_registry`).
     """
+    # Security settings are read first: a bad file stops start-up before anything connects.
+    auth = (
+        AuthInterceptor(
+            TokenStore.load(settings.tokens_file), open_reflection=settings.reflection == "open"
+        )
+        if settings.tokens_file is not None
+        else None
+    )
+    credentials = settings.tls.credentials() if settings.tls is not None else None
     functions = None
     if registry is None:
         registry, functions = await open_registry(settings)
     pool = EndpointPool.open(settings.endpoints(), check_interval_s=settings.health_interval_s)
     check_coverage(registry, pool)
     router = TritonRouter(pool)
-    metrics = GatewayMetrics(pool)
+    limits = settings.limits
+    admission = Admission(limits)
+    metrics = GatewayMetrics(pool, admission)
     server = grpc.aio.server(
-        # OpenTelemetry's interceptor continues the caller's trace (W3C traceparent).
-        interceptors=[aio_server_interceptor(), metrics],
+        # Outermost first: the trace (continues the caller's W3C traceparent) sees
+        # every outcome; malformed bytes are INVALID_ARGUMENT before anyone reads them;
+        # metrics count refusals too; auth refuses before admission spends a slot
+        # on a stranger.
+        interceptors=[
+            aio_server_interceptor(),
+            DecodingInterceptor(),
+            metrics,
+            *([auth] if auth is not None else []),
+            AdmissionInterceptor(
+                admission,
+                (CALL_METHOD, MODEL_INFER),
+                default_timeout_s=settings.default_timeout_s,
+                identify=auth.identify if auth is not None else None,
+            ),
+        ],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ],
+        # A hard bound on everything the server holds, whatever the method: memory
+        # stays under this × max_message_bytes however large the backlog.
+        maximum_concurrent_rpcs=limits.max_in_flight + limits.max_queue + CHEAP_RPC_HEADROOM,
     )
     registry_pb2_grpc.add_RegistryServicer_to_server(
         RegistryService(registry, availability=pool.availability), server
@@ -159,23 +216,33 @@ async def start_gateway(
     server.add_generic_rpc_handlers([kserve_handler(pool, __version__)])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [
-            FUNCTIONS_SERVICE,
-            REGISTRY_SERVICE,
-            MESH_SERVICE,
-            KSERVE_SERVICE,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ],
-        server,
+    if settings.reflection != "off":
+        reflection.enable_server_reflection(
+            [
+                FUNCTIONS_SERVICE,
+                REGISTRY_SERVICE,
+                MESH_SERVICE,
+                KSERVE_SERVICE,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
+            server,
+        )
+    port = (
+        server.add_secure_port(settings.address, credentials)
+        if credentials is not None
+        else server.add_insecure_port(settings.address)
     )
-    port = server.add_insecure_port(settings.address)
     if port == 0:
         raise OSError(f"cannot listen on {settings.address}")
     pool.start()
     await pool.wait_checked(timeout=settings.health_interval_s + 3)
     await server.start()
+    health_server, health_port = (
+        await _serve_health_only(settings.health_address, health_servicer)
+        if settings.health_address
+        else (None, None)
+    )
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     for service in (REGISTRY_SERVICE, MESH_SERVICE):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -183,15 +250,26 @@ async def start_gateway(
         _report_health(pool, health_servicer, min(settings.health_interval_s, 0.5))
     )
     log.info(
-        "toolmesh gateway listening on %s (port %d, plaintext), %d functions, Triton %s",
+        "toolmesh gateway listening on %s (port %d, %s), %d functions, Triton %s",
         settings.address,
         port,
+        settings.security,
         len(registry),
         ", ".join(e.url for e in pool.endpoints),
     )
     metrics_port = metrics.serve(settings.metrics_address) if settings.metrics_address else None
     return Gateway(
-        server, port, router, health_servicer, watcher, metrics, metrics_port, functions=functions
+        server,
+        port,
+        router,
+        health_servicer,
+        watcher,
+        metrics,
+        admission,
+        metrics_port,
+        functions=functions,
+        health_server=health_server,
+        health_port=health_port,
     )
 
 

@@ -11,7 +11,7 @@ asyncio.run(main())
 """
 
 from toolmesh._client import Client, ClientState
-from toolmesh._config import USE_CLIENT_DEFAULT
+from toolmesh._config import USE_CLIENT_DEFAULT, TlsConfig
 from toolmesh._default import aclose_default_client, call, default_client, describe, functions
 from toolmesh._exceptions import (
     AuthError,
@@ -21,9 +21,11 @@ from toolmesh._exceptions import (
     FailedPrecondition,
     FunctionNotFound,
     InvalidArgument,
+    PermissionDenied,
     RemoteError,
     ResourceExhausted,
     ToolmeshError,
+    Unauthenticated,
     Unavailable,
 )
 from toolmesh._functions import FunctionInfo
@@ -44,11 +46,14 @@ __all__ = [
     "FunctionInfo",
     "FunctionNotFound",
     "InvalidArgument",
+    "PermissionDenied",
     "RawImage",
     "RemoteError",
     "ResourceExhausted",
     "SyncClient",
+    "TlsConfig",
     "ToolmeshError",
+    "Unauthenticated",
     "Unavailable",
     "WireFormatError",
     "aclose_default_client",

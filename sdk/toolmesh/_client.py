@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from toolmesh._config import USE_CLIENT_DEFAULT, ClientSettings, _Unset
+from toolmesh._config import USE_CLIENT_DEFAULT, ClientSettings, TlsConfig, _Unset
 from toolmesh._exceptions import ClientClosed, map_grpc_errors
 from toolmesh._functions import FunctionInfo
 from toolmesh._transport import AsyncTransport, GrpcTransport, Metadata
@@ -39,9 +39,7 @@ class _Core:
             raise ClientClosed("this client has been closed; create a new one")
         if self.transport is None:
             # Created on first use so that it binds to the loop that uses it.
-            self.transport = GrpcTransport(
-                self.settings.address, max_message_bytes=self.settings.max_message_bytes
-            )
+            self.transport = GrpcTransport.from_settings(self.settings)
         self.state = ClientState.OPENED
         return self.transport
 
@@ -74,7 +72,10 @@ class Client:
             ``localhost:50051``.
         timeout: Seconds per call; ``None`` for no deadline. Default
             ``TOOLMESH_TIMEOUT`` or 60.
-        metadata: gRPC metadata sent with every call (e.g. authorization).
+        metadata: gRPC metadata sent with every call.
+        tls: A :class:`TlsConfig`, ``True`` (TLS with the system's roots) or
+            ``False`` (plaintext); default from ``TOOLMESH_TLS_*``, else plaintext.
+        token: Bearer token for a gateway that requires one; default ``TOOLMESH_TOKEN``.
         transport: Replaces the gRPC transport (tests, in-process routing).
     """
 
@@ -85,11 +86,18 @@ class Client:
         timeout: float | _Unset | None = USE_CLIENT_DEFAULT,
         metadata: Metadata = (),
         max_message_bytes: int | None = None,
+        tls: TlsConfig | bool | None = None,
+        token: str | None = None,
         transport: AsyncTransport | None = None,
     ) -> None:
-        settings = ClientSettings.resolve(address, timeout, max_message_bytes)
+        settings = ClientSettings.resolve(address, timeout, max_message_bytes, tls=tls, token=token)
         self._core = _Core(settings, transport, owns_transport=True)
         self._options = _Options(settings.timeout, tuple(metadata))
+
+    def _metadata(self) -> Metadata:
+        """The view's metadata, after the client's credentials (never replaced by a view)."""
+        auth = self._core.settings.auth_metadata()
+        return (*auth, *self._options.metadata) if auth else self._options.metadata
 
     @property
     def address(self) -> str:
@@ -131,7 +139,7 @@ class Client:
         transport = self._core.transport_for_use()
         with map_grpc_errors():
             response = await transport.call(
-                request, timeout=self._options.timeout, metadata=self._options.metadata
+                request, timeout=self._options.timeout, metadata=self._metadata()
             )
         return decode_value(response.result, raw_image_to_pil)
 
@@ -140,7 +148,7 @@ class Client:
         transport = self._core.transport_for_use()
         with map_grpc_errors():
             response = await transport.list_functions(
-                timeout=self._options.timeout, metadata=self._options.metadata
+                timeout=self._options.timeout, metadata=self._metadata()
             )
         return [FunctionInfo.from_proto(f) for f in response.functions]
 
@@ -149,7 +157,7 @@ class Client:
         transport = self._core.transport_for_use()
         with map_grpc_errors():
             message = await transport.get_function(
-                name, timeout=self._options.timeout, metadata=self._options.metadata
+                name, timeout=self._options.timeout, metadata=self._metadata()
             )
         return FunctionInfo.from_proto(message)
 

@@ -12,7 +12,9 @@ The tree, so callers can catch as broadly or as narrowly as they need::
         ├── ResourceExhausted   RESOURCE_EXHAUSTED (payload too large, overload)
         ├── DeadlineExceeded    DEADLINE_EXCEEDED
         ├── Unavailable         UNAVAILABLE (gateway or model server down)
-        └── AuthError           UNAUTHENTICATED, PERMISSION_DENIED
+        └── AuthError
+            ├── Unauthenticated     UNAUTHENTICATED (no token, or a wrong one)
+            └── PermissionDenied    PERMISSION_DENIED (the token may not do this)
 
 Every ``RemoteError`` keeps the gRPC ``code`` and the server's ``details`` so
 nothing the server said is lost when the error is re-raised as a typed one.
@@ -34,9 +36,11 @@ __all__ = [
     "FailedPrecondition",
     "FunctionNotFound",
     "InvalidArgument",
+    "PermissionDenied",
     "RemoteError",
     "ResourceExhausted",
     "ToolmeshError",
+    "Unauthenticated",
     "Unavailable",
     "map_grpc_errors",
 ]
@@ -91,6 +95,14 @@ class AuthError(RemoteError):
     """The caller is not authenticated or not allowed to call this function."""
 
 
+class Unauthenticated(AuthError):
+    """No token was sent, or the gateway does not know it."""
+
+
+class PermissionDenied(AuthError):
+    """The token is valid but its grant does not cover this function or API."""
+
+
 _BY_CODE: dict[grpc.StatusCode, type[RemoteError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
@@ -99,8 +111,8 @@ _BY_CODE: dict[grpc.StatusCode, type[RemoteError]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.UNAUTHENTICATED: AuthError,
-    grpc.StatusCode.PERMISSION_DENIED: AuthError,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
 }
 
 

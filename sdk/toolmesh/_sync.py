@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from toolmesh._client import Client
-from toolmesh._config import USE_CLIENT_DEFAULT, _Unset
+from toolmesh._config import USE_CLIENT_DEFAULT, TlsConfig, _Unset
 from toolmesh._functions import FunctionInfo
 from toolmesh._transport import Metadata
 
@@ -36,6 +36,8 @@ class SyncClient:
         timeout: float | _Unset | None = USE_CLIENT_DEFAULT,
         metadata: Metadata = (),
         max_message_bytes: int | None = None,
+        tls: TlsConfig | bool | None = None,
+        token: str | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -43,7 +45,12 @@ class SyncClient:
         )
         self._thread.start()
         self._client = Client(
-            address, timeout=timeout, metadata=metadata, max_message_bytes=max_message_bytes
+            address,
+            timeout=timeout,
+            metadata=metadata,
+            max_message_bytes=max_message_bytes,
+            tls=tls,
+            token=token,
         )
         self._closed = False
 

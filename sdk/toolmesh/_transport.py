@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import grpc
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
+from toolmesh._config import ClientSettings
 from toolmesh.v1 import functions_pb2, functions_pb2_grpc, registry_pb2, registry_pb2_grpc
 
 __all__ = ["AsyncTransport", "GrpcTransport", "Metadata"]
@@ -72,6 +73,17 @@ class GrpcTransport:
             )
         self._functions = functions_pb2_grpc.FunctionsStub(self._channel)
         self._registry = registry_pb2_grpc.RegistryStub(self._channel)
+
+    @classmethod
+    def from_settings(cls, settings: ClientSettings) -> GrpcTransport:
+        """A transport to ``settings.address`` over TLS when ``settings.tls`` says so."""
+        tls = settings.tls
+        return cls(
+            settings.address,
+            max_message_bytes=settings.max_message_bytes,
+            credentials=tls.credentials() if tls is not None else None,
+            options=tls.channel_options() if tls is not None else (),
+        )
 
     async def call(
         self, request: functions_pb2.CallRequest, *, timeout: float | None, metadata: Metadata

@@ -224,8 +224,27 @@ def test_gateway_settings_and_probes(overlay: str, monkeypatch: pytest.MonkeyPat
     assert container_ports(template)["grpc"] == port
     assert settings.metrics_address is not None
     assert container_ports(template)["metrics"] == int(settings.metrics_address.rpartition(":")[2])
-    assert gateway["readinessProbe"]["grpc"] == {"port": port, "service": FUNCTIONS_SERVICE}
-    assert gateway["livenessProbe"]["grpc"] == {"port": port}
+    # TLS and tokens from mounted Secrets; probes on the plaintext health-only port.
+    assert settings.tls is not None and settings.tokens_file is not None
+    mounts = {m["mountPath"]: m["name"] for m in gateway["volumeMounts"]}
+    secrets = {
+        v["name"]: v["secret"]["secretName"] for v in template["spec"]["volumes"] if "secret" in v
+    }
+    for path in (settings.tls.cert, settings.tls.key, settings.tokens_file):
+        assert mounts.get(str(path.parent)) in secrets, f"{path} is not in a mounted Secret"
+    assert (
+        template["spec"]["securityContext"]["fsGroup"]
+        == template["spec"]["securityContext"]["runAsGroup"]
+    )
+    assert settings.health_address is not None
+    health_port = int(settings.health_address.rpartition(":")[2])
+    assert container_ports(template)["health"] == health_port != port
+    assert gateway["readinessProbe"]["grpc"] == {
+        "port": health_port,
+        "service": FUNCTIONS_SERVICE,
+    }
+    assert gateway["livenessProbe"]["grpc"] == {"port": health_port}
+    assert gateway["startupProbe"]["grpc"] == {"port": health_port}
     service = one(objects, "Service", "toolmesh-gateway")
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, "grpc")]
     # every Triton endpoint is a pool's Service, on its gRPC port

@@ -97,10 +97,12 @@ def up(
     state = mesh.state()
     placement_text = f"GPUs {state.gpus}" if state.gpus else "CPU only (KIND_CPU)"
     console.print(
-        f"[green]toolmesh is up[/green]: gateway [bold]{state.address}[/bold] (plaintext, loopback) → "
+        f"[green]toolmesh is up[/green]: gateway [bold]{state.address}[/bold] → "
         f"Triton {', '.join(state.triton_urls)}; {len(state.models)} models on {placement_text}\n"
         f"KServe v2 (tritonclient, perf_analyzer) on the same address; metrics {state.metrics_url}\n"
-        f"logs: {run_dir}/gateway.log, {run_dir}/triton*/triton.log"
+        f"logs: {run_dir}/gateway.log, {run_dir}/triton*/triton.log\n"
+        "[yellow]security: plaintext, no authentication[/yellow] (the local default; "
+        "deploy with TLS and tokens: README, Security)"
     )
     if state.trace_log:
         console.print(
@@ -145,31 +147,39 @@ def status(
 ) -> None:
     """Show the gateway's health and every Triton endpoint behind it."""
     import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from toolmesh._config import ClientSettings
     from toolmesh.v1 import mesh_pb2, mesh_pb2_grpc
-    from toolmesh_gateway.local import MeshState, default_run_dir, wait_for_health
+    from toolmesh_gateway.local import MeshState, default_run_dir
 
     state = MeshState.load(run_dir or default_run_dir())
-    target = (
-        address
-        or (state.address if state else None)
-        or os.environ.get("TOOLMESH_ADDRESS", "localhost:50051")
-    )
+    settings = ClientSettings.resolve(address or (state.address if state else None))
+    target = settings.address
     if state is not None:
         console.print(
             f"local mesh in {state.run_dir}: gateway pid {state.gateway_pid}, "
             f"Triton pids {', '.join(map(str, state.triton_pids))}"
         )
     try:
-        wait_for_health(target, timeout=3)
-    except TimeoutError as exc:
-        raise _fail(str(exc)) from exc
-    with grpc.insecure_channel(target) as channel:
-        reply = mesh_pb2_grpc.MeshStub(channel).Status(mesh_pb2.StatusRequest(), timeout=5)
-    console.print(
-        f"gateway {target}: [green]SERVING[/green] (toolmesh {reply.version}, "
-        f"{reply.functions} functions)"
-    )
+        with settings.sync_channel() as channel:
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="toolmesh.v1.Functions"), timeout=3
+            )
+            reply = mesh_pb2_grpc.MeshStub(channel).Status(
+                mesh_pb2.StatusRequest(), timeout=5, metadata=settings.auth_metadata() or None
+            )
+    except grpc.RpcError as exc:
+        raise _fail(f"gateway {target}: {exc.code().name}: {exc.details()}") from exc
+    serving = health.status == health_pb2.HealthCheckResponse.SERVING
+    if not serving:
+        status_name = health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)
+        err.print(f"[red]gateway {target}: {status_name}[/red] (no healthy Triton endpoint)")
+    else:
+        console.print(
+            f"gateway {target}: [green]SERVING[/green] (toolmesh {reply.version}, "
+            f"{reply.functions} functions)"
+        )
     table = Table("Triton endpoint", "health", "models", "in flight", "calls", "ejections")
     for e in reply.endpoints:
         health = "[green]healthy[/green]" if e.healthy else f"[red]down[/red] {e.last_error}"
@@ -177,6 +187,8 @@ def status(
             e.url, health, ", ".join(e.models), str(e.in_flight), str(e.calls), str(e.failures)
         )
     console.print(table)
+    if not serving:
+        raise typer.Exit(1)
 
 
 @app.command("ls")
@@ -293,3 +305,4 @@ def main() -> None:
 from toolmesh.cli import _batch as _batch  # noqa: E402
 from toolmesh.cli import _codegen as _codegen  # noqa: E402
 from toolmesh.cli import _models as _models  # noqa: E402
+from toolmesh.cli import _tokens as _tokens  # noqa: E402

@@ -63,10 +63,7 @@ def run(
         else:
             from toolmesh._config import ClientSettings
 
-            settings = ClientSettings.resolve(address)
-            transport = GrpcTransport(
-                settings.address, max_message_bytes=settings.max_message_bytes
-            )
+            transport = GrpcTransport.from_settings(ClientSettings.resolve(address))
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
