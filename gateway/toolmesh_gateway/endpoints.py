@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.grpc.aio import InferenceServerClient
+from tritonclient.utils import InferenceServerException
 
 from toolmesh_gateway.errors import GatewayError
 
@@ -116,12 +117,21 @@ class EndpointPool:
     # --- health -----------------------------------------------------------------
 
     async def check(self, endpoint: Endpoint) -> None:
-        """One readiness probe: ServerReady, then the repository's ready models."""
+        """One readiness probe: ServerReady on both connections, then the ready models.
+
+        Calls travel on two connections (tritonclient's for Functions, the raw
+        channel for KServe); each reconnects on its own after Triton restarts, so
+        an endpoint is healthy only once both answer. Checking one alone let the
+        gateway report SERVING while calls still failed on the other.
+        """
         try:
-            ready = await endpoint.stub.ServerReady(
-                service_pb2.ServerReadyRequest(), timeout=self.check_timeout_s
+            raw_ready, client_ready = await asyncio.gather(
+                endpoint.stub.ServerReady(
+                    service_pb2.ServerReadyRequest(), timeout=self.check_timeout_s
+                ),
+                endpoint.client.is_server_ready(client_timeout=self.check_timeout_s),
             )
-            if not ready.ready:
+            if not (raw_ready.ready and client_ready):
                 endpoint.eject("server not ready")
                 return
             index = await endpoint.stub.RepositoryIndex(
@@ -129,6 +139,9 @@ class EndpointPool:
             )
         except grpc.aio.AioRpcError as exc:
             endpoint.eject(f"{exc.code().name}: {exc.details()}")
+            return
+        except InferenceServerException as exc:  # tritonclient's wrapping of the same
+            endpoint.eject(f"{exc.status()}: {exc.message()}")
             return
         ready_models = frozenset(m.name for m in index.models if m.state == "READY")
         endpoint.load_failures = {

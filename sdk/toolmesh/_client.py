@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import io
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from toolmesh._config import USE_CLIENT_DEFAULT, ClientSettings, TlsConfig, _Unset
-from toolmesh._exceptions import ClientClosed, map_grpc_errors
+from toolmesh._exceptions import Cancelled, ClientClosed, map_grpc_errors
 from toolmesh._functions import FunctionInfo
 from toolmesh._transport import AsyncTransport, GrpcTransport, Metadata
 from toolmesh._values import RawImage, decode_value, fill_value
@@ -94,6 +96,23 @@ class Client:
         self._core = _Core(settings, transport, owns_transport=True)
         self._options = _Options(settings.timeout, tuple(metadata))
 
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Typed errors; a call cut off by ``aclose()`` is ``Cancelled``, not CancelledError.
+
+        grpc.aio raises ``asyncio.CancelledError`` for calls its channel cancels;
+        passed on, that would end the caller's task as if someone had cancelled it.
+        """
+        try:
+            with map_grpc_errors():
+                yield
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            closed = self._core.state is ClientState.CLOSED
+            if closed and (task is None or not task.cancelling()):
+                raise Cancelled("the client was closed while this call was in flight") from None
+            raise
+
     def _metadata(self) -> Metadata:
         """The view's metadata, after the client's credentials (never replaced by a view)."""
         auth = self._core.settings.auth_metadata()
@@ -137,7 +156,7 @@ class Client:
         """
         request = build_call_request(function, arguments)
         transport = self._core.transport_for_use()
-        with map_grpc_errors():
+        with self._errors():
             response = await transport.call(
                 request, timeout=self._options.timeout, metadata=self._metadata()
             )
@@ -146,7 +165,7 @@ class Client:
     async def functions(self) -> list[FunctionInfo]:
         """Every registered function with its documentation and schemas."""
         transport = self._core.transport_for_use()
-        with map_grpc_errors():
+        with self._errors():
             response = await transport.list_functions(
                 timeout=self._options.timeout, metadata=self._metadata()
             )
@@ -155,7 +174,7 @@ class Client:
     async def function(self, name: str) -> FunctionInfo:
         """One function's document; ``FunctionNotFound`` if it is not registered."""
         transport = self._core.transport_for_use()
-        with map_grpc_errors():
+        with self._errors():
             message = await transport.get_function(
                 name, timeout=self._options.timeout, metadata=self._metadata()
             )
