@@ -13,7 +13,7 @@ from typing import Any
 
 import grpc
 
-__all__ = ["Check", "metadata_value", "reject_handler", "wrap_unary"]
+__all__ = ["Check", "metadata_value", "reject_handler", "replace_unary", "wrap_unary"]
 
 #: A check run before a unary handler; it aborts the call to refuse it.
 Check = Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]
@@ -63,8 +63,16 @@ def wrap_unary(handler: grpc.RpcMethodHandler, check: Check) -> grpc.RpcMethodHa
         await check(request, context)
         return await inner(request, context)
 
+    return replace_unary(handler, checked)
+
+
+def replace_unary(
+    handler: grpc.RpcMethodHandler,
+    behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
+) -> grpc.RpcMethodHandler:
+    """A unary-unary handler running ``behavior`` with ``handler``'s (de)serializers."""
     return grpc.unary_unary_rpc_method_handler(
-        checked,
+        behavior,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )

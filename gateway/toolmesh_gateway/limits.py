@@ -26,6 +26,8 @@ from typing import Any
 
 import grpc
 
+from toolmesh_gateway.interception import replace_unary
+
 __all__ = ["Admission", "AdmissionInterceptor", "Limits", "Overloaded", "peer_host"]
 
 
@@ -185,8 +187,4 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 admission.release(client)
 
-        return grpc.unary_unary_rpc_method_handler(
-            admitted,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return replace_unary(handler, admitted)

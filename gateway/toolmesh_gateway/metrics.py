@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from toolmesh_gateway.endpoints import EndpointPool
+from toolmesh_gateway.interception import replace_unary
 from toolmesh_gateway.limits import Admission
 
 __all__ = ["GatewayMetrics"]
@@ -139,8 +140,4 @@ class GatewayMetrics(grpc.aio.ServerInterceptor):
                 latency.labels(method, function).observe(time.perf_counter() - started)
                 rpcs.labels(method, function, code).inc()
 
-        return grpc.unary_unary_rpc_method_handler(
-            measured,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return replace_unary(handler, measured)

@@ -187,3 +187,17 @@ async def test_kserve_infer_is_admitted_through_the_same_limits(
             assert_greyscale_of(np.squeeze(result.as_numpy("result")), rgb_pattern)
         finally:
             await client.close()
+
+
+def test_limits_come_from_the_environment_and_flags_override_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from toolmesh_gateway.config import GatewaySettings
+
+    monkeypatch.setenv("TOOLMESH_MAX_IN_FLIGHT", "3")
+    monkeypatch.setenv("TOOLMESH_MAX_QUEUE", "7")
+    settings = GatewaySettings.from_env(max_queue=5)
+    assert settings.limits == Limits(max_in_flight=3, max_queue=5, max_per_client=256)
+    monkeypatch.setenv("TOOLMESH_MAX_PER_CLIENT", "0")
+    with pytest.raises(ValueError, match="max_per_client ≥ 1"):
+        GatewaySettings.from_env()
