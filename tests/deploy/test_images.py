@@ -199,3 +199,11 @@ def test_triton_image_is_ngc_tritonserver() -> None:
     assert "PYTHONPATH=/opt/toolmesh/triton_models" in text
     for part in ("toolmesh_models", "repository", "weights"):
         assert f"/opt/toolmesh/triton_models/{part}" in text
+
+
+def test_triton_image_keeps_numpy_below_2_for_the_python_backend_stub() -> None:
+    """Triton 24.10's stub garbles string tensors under NumPy 2 (perf/results/gpu)."""
+    lines = (DOCKER / "triton.requirements.txt").read_text().splitlines()
+    numpy = [Requirement(line) for line in lines if line.startswith("numpy")]
+    assert len(numpy) == 1
+    assert "1.26.4" in numpy[0].specifier and "2.0.0" not in numpy[0].specifier
