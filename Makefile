@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 SYSTEM_PACKAGES := libpython3.11 libb64-0d
 PROTOS := $(wildcard protos/toolmesh/v1/*.proto)
 
-.PHONY: setup system-deps demo test lint protos crd perf clean
+.PHONY: setup system-deps demo test lint protos crd perf wheels clean
 
 setup: system-deps $(VENV)/.installed $(PERF_VENV)/.installed
 
@@ -23,10 +23,13 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+PARTS := sdk gateway triton_models codegen local
+
+# Every part editable (one requirements file), so the checkout is what runs.
+$(VENV)/.installed: requirements-dev.txt $(foreach p,$(PARTS),$(p)/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	@touch $@
 
 # perf_analyzer ships in tritonclient 2.50.0 (newer wheels lack it or need glibc 2.38);
@@ -50,8 +53,13 @@ demo: setup
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check sdk gateway triton_models tests perf codegen
+	$(BIN)/ruff format --check sdk gateway triton_models tests perf codegen local
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# One wheel per part into dist/ (what `pip install` and the images install).
+wheels: $(VENV)/.installed
+	rm -rf dist && for p in $(PARTS); do $(BIN)/python -m build --wheel --outdir dist $$p || exit 1; done
 
 # pytest exits 5 when it collected nothing: a suite that ran no test is a failure here.
 test: setup lint
@@ -62,4 +70,4 @@ perf: setup
 	$(BIN)/python -m perf.gateway_overhead
 
 clean:
-	rm -rf $(VENV) $(PERF_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PERF_VENV) .pytest_cache .mypy_cache .ruff_cache dist

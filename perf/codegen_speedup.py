@@ -29,7 +29,7 @@ from pathlib import Path
 from perf._harness import ROOT, write_results
 from toolmesh.data import STREET_FRAMES
 from toolmesh_codegen import ProgramError, Sandbox, plan
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.mesh import LocalMesh
 
 CORPUS = sorted((ROOT / "codegen" / "corpus").glob("*.py"))
 

@@ -26,7 +26,7 @@ from tritonclient.grpc.aio import InferenceServerClient
 import toolmesh
 from perf._harness import LoadResult, closed_loop, write_results
 from toolmesh.data import STREET_FRAMES
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.mesh import LocalMesh
 
 TARGETS = {"find": 0.95, "greyscale": 0.60}
 

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE_DIRS = ("sdk", "gateway", "triton_models", "codegen")
+SOURCE_DIRS = ("sdk", "gateway", "triton_models", "codegen", "local")
 """Folders holding the project's packages; put on ``PYTHONPATH`` for every stage (and Triton)."""
 
 TRITON_TARBALL = "triton.tar.xz"
@@ -705,7 +705,7 @@ async def closed_loop_for(
 
 def locate_triton(ctx: Context) -> Any:
     """The unpacked bundle's tritonserver, else the nvidia-pytriton wheel of this environment."""
-    from toolmesh_models.server import TritonInstall
+    from toolmesh_local.triton import TritonInstall
 
     root = ctx.work / "triton"
     tritonserver = root / "pytriton" / "tritonserver"
@@ -856,9 +856,9 @@ def stub_environment(folder: Path, stub_site: Path) -> tuple[Path, str]:
 
 
 def start_triton(rec: Record, ctx: Context, install: Any, env: dict[str, str]) -> Any:
+    from toolmesh_local.triton import TritonServer, TritonStartError, prepare_backends
     from toolmesh_models.placement import detect_gpus, load_placement
     from toolmesh_models.repository import render_repository
-    from toolmesh_models.server import TritonServer, TritonStartError, prepare_backends
     from toolmesh_models.store import ModelStore
 
     gpus = detect_gpus()
@@ -1053,7 +1053,7 @@ def log_highlights(path: Path) -> list[str]:
 
 
 def run_gateway(rec: Record, ctx: Context, triton_url: str) -> None:
-    from toolmesh_models.server import free_port, stop_process
+    from toolmesh_local.triton import free_port, stop_process
 
     started = time.perf_counter()
     address = f"127.0.0.1:{free_port()}"
@@ -1063,7 +1063,7 @@ def run_gateway(rec: Record, ctx: Context, triton_url: str) -> None:
     process = None
     try:
         with rec.part("start"):
-            from toolmesh_gateway.local import wait_for_health
+            from toolmesh_local.mesh import wait_for_health
 
             with open(log_path, "wb") as log:
                 process = subprocess.Popen(

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from perf._harness import write_results
 from toolmesh.data import STREET_FRAMES
-from toolmesh_gateway.local import LocalMesh
-from toolmesh_models.perf_analyzer import PerfAnalyzerResult, image_input_data, run_perf_analyzer
+from toolmesh_local.mesh import LocalMesh
+from toolmesh_local.perf_analyzer import PerfAnalyzerResult, image_input_data, run_perf_analyzer
 
 MODELS = {"find": {"object_name": "person", "threshold": 0.3}, "greyscale": {}}
 

@@ -26,12 +26,12 @@ import time
 from pathlib import Path
 
 from perf._harness import RESULTS, write_results
-from toolmesh._transport import GrpcTransport
+from toolmesh import GrpcTransport
 from toolmesh.batch import BatchConfig, build_report, load_prices, read_results, run_batch
 from toolmesh.batch._plots import plot_timeline
 from toolmesh.data import STREET_FRAMES, STREET_REPORT
-from toolmesh_gateway.inprocess import InProcessTransport
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.inprocess import InProcessTransport
+from toolmesh_local.mesh import LocalMesh
 
 PAPER = {
     "baseline_min": 141,

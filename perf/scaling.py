@@ -21,7 +21,7 @@ from pathlib import Path
 import toolmesh
 from perf._harness import closed_loop, write_results
 from toolmesh.data import STREET_FRAMES
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.mesh import LocalMesh
 
 
 async def load(address: str, jpeg: bytes, concurrency: int, requests: int) -> dict:

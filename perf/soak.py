@@ -45,7 +45,7 @@ from PIL import Image
 import toolmesh
 from perf._harness import write_results
 from toolmesh.data import STREET_FRAMES
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.mesh import LocalMesh
 
 #: Share of calls per function. ``find`` costs about 110 ms of CPU per call on the
 #: 2-core machine, the others 1-5 ms: at 2% it is still a fifth of the CPU time.

@@ -29,11 +29,11 @@ import toolmesh
 from perf._harness import closed_loop, write_results
 from tests.triton_models.tiny_models import install_tiny_models
 from toolmesh.data import STREET_FRAMES
-from toolmesh_gateway.local import LocalMesh
-from toolmesh_models.perf_analyzer import image_input_data, run_perf_analyzer
+from toolmesh_local.mesh import LocalMesh
+from toolmesh_local.perf_analyzer import image_input_data, run_perf_analyzer
+from toolmesh_local.triton import TritonServer
 from toolmesh_models.placement import parse_placement
 from toolmesh_models.repository import render_repository
-from toolmesh_models.server import TritonServer
 from toolmesh_models.store import ModelStore
 
 CONCURRENCY = (1, 8)

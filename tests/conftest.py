@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,7 +13,12 @@ from PIL import Image
 
 import toolmesh
 from toolmesh.data import STREET_FRAMES
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.mesh import LocalMesh
+from toolmesh_models.paths import FUNCTIONS_DIR
+
+# The gateway takes its Function documents from a setting (it does not import the models
+# package); gateways the tests start by hand read the bundled ones, as `toolmesh up` passes.
+os.environ.setdefault("TOOLMESH_FUNCTIONS_DIR", str(FUNCTIONS_DIR))
 
 
 @pytest.fixture(scope="session")

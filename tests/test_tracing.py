@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import toolmesh
-from toolmesh_gateway.local import LocalMesh
-from toolmesh_gateway.otlp import Span, read_spans, render_tree
+from toolmesh_local.mesh import LocalMesh
+from toolmesh_local.otlp import Span, read_spans, render_tree
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import traceback
 from typing import Any, BinaryIO
 
 import toolmesh
-from toolmesh._values import WireFormatError
+from toolmesh.wire import WireFormatError
 from toolmesh_codegen import _protocol
 from toolmesh_codegen._errors import ProgramError, SandboxMemoryError
 from toolmesh_codegen._runtime import execute

@@ -10,9 +10,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from toolmesh._client import raw_image_to_pil
-from toolmesh._values import decode_value, encode_value
 from toolmesh.v1 import values_pb2
+from toolmesh.wire import decode_value, encode_value, raw_image_to_pil
 
 __all__ = ["HEADER", "MAX_FRAME", "decode", "encode"]
 

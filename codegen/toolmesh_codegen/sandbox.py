@@ -29,8 +29,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from toolmesh._config import ClientSettings
-from toolmesh._values import RawImage
+from toolmesh import ClientSettings
+from toolmesh.wire import RawImage
 from toolmesh_codegen import _protocol
 from toolmesh_codegen._errors import (
     ProgramError,

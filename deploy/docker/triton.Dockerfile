@@ -8,19 +8,22 @@ FROM nvcr.io/nvidia/tritonserver:${TRITON_VERSION}-py3
 
 # What the models (and the repository renderer of the init container) import, for
 # the image's Python, which the python backend stub embeds. onnxruntime-gpu puts the
-# detector on the instance's GPU (CUDA 12 / cuDNN 9 builds).
+# detector on the instance's GPU (CUDA 12 / cuDNN 9 builds); that is why the models
+# part is installed with --no-deps below instead of taking its CPU onnxruntime.
 COPY deploy/docker/triton.requirements.txt /tmp/requirements.txt
 RUN python3 -m pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.txt
 
-# toolmesh_models finds the repository, placement and weights beside itself.
-COPY triton_models/toolmesh_models /opt/toolmesh/triton_models/toolmesh_models
-COPY triton_models/repository /opt/toolmesh/triton_models/repository
-COPY triton_models/weights /opt/toolmesh/triton_models/weights
-COPY triton_models/placement.yaml /opt/toolmesh/triton_models/placement.yaml
-ENV PYTHONPATH=/opt/toolmesh/triton_models \
-    PYTHONDONTWRITEBYTECODE=1
+# toolmesh-models carries the repository, the Function documents, the weights and the
+# placement file as package data; /opt/toolmesh/repository points at the installed copy.
+# tests/deploy/test_images.py replays these COPY and RUN steps.
+COPY triton_models /tmp/toolmesh-models
+RUN python3 -m pip install --no-cache-dir --no-deps /tmp/toolmesh-models \
+    && rm -rf /tmp/toolmesh-models \
+    && ln -s "$(python3 -c 'from toolmesh_models.paths import REPOSITORY; print(REPOSITORY)')" \
+       /opt/toolmesh-repository
+ENV PYTHONDONTWRITEBYTECODE=1
 
 # Without the cluster's init container this serves the committed repository
 # (KIND_CPU instances); in Kubernetes, /models/repository is rendered per pool.
 EXPOSE 8000 8001 8002
-CMD ["tritonserver", "--model-repository=/opt/toolmesh/triton_models/repository"]
+CMD ["tritonserver", "--model-repository=/opt/toolmesh-repository"]

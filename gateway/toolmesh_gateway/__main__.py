@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
         "--endpoints",
         help="YAML file listing Triton endpoints and their models (replaces --triton-url)",
     )
-    parser.add_argument("--functions-dir", help="directory of Function YAML files")
+    parser.add_argument(
+        "--functions-dir",
+        help="directory of Function YAML files (TOOLMESH_FUNCTIONS_DIR; needed unless "
+        "TOOLMESH_REGISTRY=kubernetes)",
+    )
     parser.add_argument("--max-message-bytes", type=int, help="largest request accepted")
     parser.add_argument(
         "--metrics-address",

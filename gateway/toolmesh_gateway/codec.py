@@ -17,18 +17,13 @@ from PIL import Image
 from tritonclient.grpc import InferInput, InferResult
 from tritonclient.utils import triton_to_np_dtype
 
-from toolmesh._values import RawImage
+from toolmesh.wire import ARRAY_SUFFIX, RawImage
 from toolmesh_gateway.errors import GatewayError
+from toolmesh_gateway.errors import invalid_argument as _invalid
 from toolmesh_gateway.registry import FunctionSpec
 from toolmesh_gateway.triton import ModelInfo, TensorInfo
 
 __all__ = ["check_image", "decode_result", "encode_arguments", "image_list_parameters"]
-
-ARRAY_SUFFIX = "_array"
-
-
-def _invalid(message: str) -> GatewayError:
-    return GatewayError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 def check_image(name: str, image: RawImage, max_pixels: int) -> None:

@@ -12,7 +12,6 @@ import yaml
 from toolmesh_gateway.endpoints import EndpointConfig
 from toolmesh_gateway.limits import Limits
 from toolmesh_gateway.tls import TlsFiles
-from toolmesh_models.paths import FUNCTIONS_DIR
 
 DEFAULT_ADDRESS = "localhost:50051"
 DEFAULT_TRITON_URL = "localhost:8001"
@@ -33,7 +32,10 @@ class GatewaySettings:
     endpoints_file: Path | None = None
     #: ``host:port`` for Prometheus ``/metrics`` over HTTP; None: not served.
     metrics_address: str | None = None
-    functions_dir: Path = FUNCTIONS_DIR
+    #: The Function documents (``<name>.yaml``) for ``registry: files``. A setting, not a
+    #: package the gateway imports: ``toolmesh up`` passes the bundled folder of
+    #: ``toolmesh-models``; the image sets ``TOOLMESH_FUNCTIONS_DIR``.
+    functions_dir: Path | None = None
     #: Where Functions come from: ``files`` (``functions_dir``) or ``kubernetes`` (the
     #: ``functions.toolmesh.dev`` resources of ``namespace``, listed and watched live).
     registry: str = "files"
@@ -67,6 +69,11 @@ class GatewaySettings:
                 f"TOOLMESH_REGISTRY must be one of {', '.join(REGISTRY_SOURCES)}, "
                 f"got {self.registry!r}"
             )
+        if self.registry == "files" and self.functions_dir is None:
+            raise ValueError(
+                "no Function documents: set TOOLMESH_FUNCTIONS_DIR (or --functions-dir) to a "
+                "folder of <name>.yaml files, or TOOLMESH_REGISTRY=kubernetes"
+            )
         if self.reflection not in REFLECTION_MODES:
             raise ValueError(
                 f"TOOLMESH_REFLECTION must be one of {', '.join(REFLECTION_MODES)}, "
@@ -94,7 +101,7 @@ class GatewaySettings:
             "triton_url": env.get("TOOLMESH_TRITON_URL", DEFAULT_TRITON_URL),
             "endpoints_file": env.get("TOOLMESH_ENDPOINTS_FILE") or None,
             "metrics_address": env.get("TOOLMESH_METRICS_ADDRESS") or None,
-            "functions_dir": Path(env.get("TOOLMESH_FUNCTIONS_DIR", str(FUNCTIONS_DIR))),
+            "functions_dir": env.get("TOOLMESH_FUNCTIONS_DIR") or None,
             "registry": env.get("TOOLMESH_REGISTRY", "files"),
             "namespace": env.get("TOOLMESH_NAMESPACE", ""),
             "max_message_bytes": int(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-__all__ = ["GatewayError"]
+__all__ = ["GatewayError", "invalid_argument"]
 
 
 class GatewayError(Exception):
@@ -17,3 +17,8 @@ class GatewayError(Exception):
 
     def __repr__(self) -> str:
         return f"GatewayError({self.code.name}, {self.message!r})"
+
+
+def invalid_argument(message: str) -> GatewayError:
+    """The caller sent something wrong; ``message`` names the argument and says what."""
+    return GatewayError(grpc.StatusCode.INVALID_ARGUMENT, message)

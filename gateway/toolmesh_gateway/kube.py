@@ -1,7 +1,7 @@
 """Functions from the Kubernetes API: ``functions.toolmesh.dev`` resources, listed and watched.
 
 In a cluster the gateway's registry is the set of ``kind: Function`` resources
-of one namespace (the very YAML files of ``triton_models/functions``, applied by
+of one namespace (the very YAML files of ``triton_models/toolmesh_models/functions``, applied by
 ``kubectl apply -k deploy/...``). :class:`KubernetesFunctions` lists them, then
 watches from the list's ``resourceVersion`` in a background thread with the
 ``kubernetes`` client, and replaces the :class:`~toolmesh_gateway.registry.RegistryHolder`

@@ -21,7 +21,7 @@ import jsonschema.exceptions
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.protocols import Validator
 
-from toolmesh._values import RawImage
+from toolmesh.wire import RawImage
 
 __all__ = [
     "Check",

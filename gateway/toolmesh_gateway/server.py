@@ -127,6 +127,7 @@ async def open_registry(
 
         functions = KubernetesFunctions(settings.namespace)
         return await functions.start(), functions
+    assert settings.functions_dir is not None  # GatewaySettings refuses files without a folder
     return load_registry(settings.functions_dir), None
 
 

@@ -12,20 +12,14 @@ from typing import Any, TypeVar
 import grpc
 from opentelemetry import propagate, trace
 
-from toolmesh._values import RawImage, WireFormatError, decode_value, fill_value
 from toolmesh.v1 import functions_pb2, functions_pb2_grpc, registry_pb2, registry_pb2_grpc
-from toolmesh_gateway.codec import (
-    check_image,
-    decode_result,
-    encode_arguments,
-    image_list_parameters,
-)
+from toolmesh_gateway.codec import decode_result, encode_arguments
 from toolmesh_gateway.errors import GatewayError
-from toolmesh_gateway.registry import FunctionSpec, Registry, RegistryHolder, as_holder
-from toolmesh_gateway.schema import with_defaults
+from toolmesh_gateway.pipeline import CallPipeline, lookup_function
+from toolmesh_gateway.registry import Registry, RegistryHolder, as_holder
 from toolmesh_gateway.triton import TritonRouter
 
-__all__ = ["FunctionsService", "RegistryService", "lookup_function", "read_arguments"]
+__all__ = ["FunctionsService", "RegistryService"]
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -58,46 +52,6 @@ def handles_errors(method: Handler[Req, Resp]) -> Handler[Req, Resp]:
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
     return wrapper
-
-
-def _invalid(message: str) -> GatewayError:
-    return GatewayError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-def lookup_function(registry: Registry | RegistryHolder, name: str) -> FunctionSpec:
-    function = registry.get(name)
-    if function is None:
-        known = ", ".join(registry.names()) or "(none)"
-        raise GatewayError(
-            grpc.StatusCode.NOT_FOUND, f"unknown function {name!r}; registered functions: {known}"
-        )
-    return function
-
-
-def read_arguments(function: FunctionSpec, request: functions_pb2.CallRequest) -> dict[str, Any]:
-    """Decode, complete and validate a call's arguments; INVALID_ARGUMENT names the field."""
-    names = function.parameter_names
-    arguments: dict[str, Any] = {}
-    for name, value in request.arguments.items():
-        if name not in names:
-            raise _invalid(
-                f"unknown argument {name!r} for {function.name}; it takes: {', '.join(names)}"
-            )
-        try:
-            decoded = decode_value(value)
-        except WireFormatError as exc:
-            raise _invalid(f"argument {name!r}: {exc}") from exc
-        if name in function.image_parameters and isinstance(decoded, bytes):
-            decoded = RawImage(encoded=decoded)
-        arguments[name] = decoded
-    missing = [n for n in function.required if n not in arguments]
-    if missing:
-        raise _invalid(f"missing required argument(s) for {function.name}: {', '.join(missing)}")
-    with_defaults(function.parameters_schema, arguments)
-    problem = function.check_parameters(arguments)
-    if problem is not None:
-        raise _invalid(f"argument {problem.field or 'arguments'}: {problem.message}")
-    return arguments
 
 
 class RegistryService(registry_pb2_grpc.RegistryServicer):
@@ -157,25 +111,18 @@ class FunctionsService(functions_pb2_grpc.FunctionsServicer):
         max_image_pixels: int,
         default_timeout_s: float,
     ) -> None:
-        self._registry = as_holder(registry)
+        self._pipeline = CallPipeline(registry, max_image_pixels=max_image_pixels)
         self._backend = backend
-        self._max_image_pixels = max_image_pixels
         self._default_timeout_s = default_timeout_s
 
     @handles_errors
     async def Call(
         self, request: functions_pb2.CallRequest, context: grpc.aio.ServicerContext
     ) -> functions_pb2.CallResponse:
-        function = lookup_function(self._registry, request.function)
+        function = self._pipeline.function(request.function)
         trace.get_current_span().set_attribute("toolmesh.function", function.name)
         with tracer.start_as_current_span("toolmesh.validate"):
-            arguments = read_arguments(function, request)
-            for name in function.image_parameters:
-                if name in arguments:
-                    check_image(name, arguments[name], self._max_image_pixels)
-            for name in image_list_parameters(function):
-                for index, image in enumerate(arguments.get(name, ())):
-                    check_image(f"{name}[{index}]", image, self._max_image_pixels)
+            arguments = self._pipeline.arguments(function, request)
         model = await self._backend.model_info(function.model)
         inputs = encode_arguments(function, model, arguments)
         remaining = context.time_remaining()
@@ -194,13 +141,4 @@ class FunctionsService(functions_pb2_grpc.FunctionsServicer):
             )
         backend_micros = (time.perf_counter_ns() - started) // 1000
         value = decode_result(function, model, result)
-        problem = function.check_result(value)
-        if problem is not None:
-            raise GatewayError(
-                grpc.StatusCode.INTERNAL,
-                f"model {function.model!r} returned a result that does not match the "
-                f"resultSchema of {function.name}: {problem.field or 'result'}: {problem.message}",
-            )
-        response = functions_pb2.CallResponse(backend_micros=backend_micros)
-        fill_value(response.result, value)
-        return response
+        return self._pipeline.response(function, value, backend_micros=backend_micros)

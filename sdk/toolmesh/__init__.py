@@ -11,7 +11,7 @@ asyncio.run(main())
 """
 
 from toolmesh._client import Client, ClientState
-from toolmesh._config import USE_CLIENT_DEFAULT, TlsConfig
+from toolmesh._config import USE_CLIENT_DEFAULT, ClientSettings, TlsConfig
 from toolmesh._default import aclose_default_client, call, default_client, describe, functions
 from toolmesh._exceptions import (
     AuthError,
@@ -28,24 +28,31 @@ from toolmesh._exceptions import (
     Unauthenticated,
     Unavailable,
 )
+from toolmesh._extensions import MissingPart
 from toolmesh._functions import FunctionInfo
 from toolmesh._sync import SyncClient
-from toolmesh._values import RawImage, WireFormatError
+from toolmesh._transport import AsyncTransport, GrpcTransport, Metadata
+from toolmesh.wire import RawImage, WireFormatError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "USE_CLIENT_DEFAULT",
+    "AsyncTransport",
     "AuthError",
     "Cancelled",
     "Client",
     "ClientClosed",
+    "ClientSettings",
     "ClientState",
     "DeadlineExceeded",
     "FailedPrecondition",
     "FunctionInfo",
     "FunctionNotFound",
+    "GrpcTransport",
     "InvalidArgument",
+    "Metadata",
+    "MissingPart",
     "PermissionDenied",
     "RawImage",
     "RemoteError",

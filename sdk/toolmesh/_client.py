@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import io
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,10 +14,10 @@ from toolmesh._config import USE_CLIENT_DEFAULT, ClientSettings, TlsConfig, _Uns
 from toolmesh._exceptions import Cancelled, ClientClosed, map_grpc_errors
 from toolmesh._functions import FunctionInfo
 from toolmesh._transport import AsyncTransport, GrpcTransport, Metadata
-from toolmesh._values import RawImage, decode_value, fill_value
 from toolmesh.v1 import functions_pb2
+from toolmesh.wire import decode_value, fill_value, raw_image_to_pil
 
-__all__ = ["Client", "ClientState", "raw_image_to_pil"]
+__all__ = ["Client", "ClientState"]
 
 
 class ClientState(enum.Enum):
@@ -212,18 +211,3 @@ def build_call_request(function: str, arguments: Mapping[str, Any]) -> functions
     for name, value in arguments.items():
         fill_value(request.arguments[name], value)
     return request
-
-
-def raw_image_to_pil(image: RawImage) -> Any:
-    """A wire image as a PIL image (single-channel arrays become mode ``L``/``I;16``)."""
-    from PIL import Image
-
-    if image.encoded is not None:
-        pil = Image.open(io.BytesIO(image.encoded))
-        pil.load()
-        return pil
-    assert image.array is not None
-    array = image.array
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    return Image.fromarray(array)

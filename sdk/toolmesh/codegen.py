@@ -12,51 +12,49 @@ are validated, rewritten into equivalent concurrent programs and run in a sandbo
 
     parallel_source = toolmesh.codegen.parallelize(open("serial.py").read())
 
-The implementation lives in the ``toolmesh_codegen`` package (``codegen/``); it is not
-imported by ``import toolmesh``, so the SDK does not pay for the ``openai`` package
-unless this module is used. Every other public name of ``toolmesh_codegen``
-(``Sandbox``, ``plan``, ``check``, the errors) is reachable here too.
+The implementation lives in ``toolmesh-codegen`` (``pip install 'toolmesh[codegen]'``),
+found through its ``toolmesh.extensions`` entry point rather than imported: the
+client never imports the parts above it, and ``import toolmesh`` does not pay for
+the ``openai`` package. Without that part, every name here raises
+:class:`toolmesh.MissingPart` saying what to install. Every other public name of
+``toolmesh_codegen`` (``Sandbox``, ``plan``, ``check``, the errors) is reachable here too.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from toolmesh_codegen import Generation, RunResult
+from toolmesh._extensions import load
 
 __all__ = ["generate", "parallelize", "run"]
 
 
-async def generate(question: str, **options: Any) -> Generation:
-    """An LLM's serial program for ``question``, validated and parallelized.
+def _codegen() -> Any:
+    return load("codegen", part="codegen", feature="toolmesh.codegen")
+
+
+async def generate(question: str, **options: Any) -> Any:
+    """An LLM's serial program for ``question``, validated and parallelized (a ``Generation``).
 
     Options are those of ``toolmesh_codegen.generate`` (``functions``, ``llm``,
     ``address``, ``max_repairs``).
     """
-    from toolmesh_codegen import generate as _generate
-
-    return await _generate(question, **options)
+    return await _codegen().generate(question, **options)
 
 
 def parallelize(source: str) -> str:
     """The concurrent equivalent of a serial ``async def solve(...)`` program."""
-    from toolmesh_codegen import parallelize as _parallelize
-
-    parallel: str = _parallelize(source)
+    parallel: str = _codegen().parallelize(source)
     return parallel
 
 
-async def run(source: str, /, **inputs: Any) -> RunResult:
-    """Validate ``source`` against the live registry and run it in a sandbox."""
-    from toolmesh_codegen import run as _run
-
-    return await _run(source, **inputs)
+async def run(source: str, /, **inputs: Any) -> Any:
+    """Validate ``source`` against the live registry and run it in a sandbox (a ``RunResult``)."""
+    return await _codegen().run(source, **inputs)
 
 
 def __getattr__(name: str) -> Any:
-    module = importlib.import_module("toolmesh_codegen")
+    module = _codegen()
     if name in module.__all__:
         return getattr(module, name)
     raise AttributeError(f"module 'toolmesh.codegen' has no attribute {name!r}")

@@ -20,6 +20,8 @@ from typing import IO, Any
 
 from opentelemetry import trace
 
+from toolmesh._extensions import missing
+
 __all__ = ["configure_tracing", "tracing_requested"]
 
 _ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -42,9 +44,14 @@ def configure_tracing(service_name: str) -> Callable[[], None] | None:
     """
     if not tracing_requested():
         return None
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    try:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    except ImportError as exc:  # the client alone carries only opentelemetry-api
+        raise missing(
+            "otel", "exporting traces (OTEL_EXPORTER_OTLP_*, TOOLMESH_TRACE_FILE)"
+        ) from exc
 
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if any(os.environ.get(v) for v in _ENDPOINT_VARS):

@@ -32,7 +32,13 @@ def test_ls_and_describe(address: str) -> None:
     assert listing.returncode == 0, listing.stderr
     assert "find(image, object_name, threshold=0.3)" in listing.stdout
     # the suite's mesh has an empty model store: the transformer functions say so
-    assert "unavailable: caption needs the weights 'blip-caption'" in listing.stdout
+    lines = listing.stdout.splitlines()
+    caption = [line for line in lines if line.startswith("caption(")]
+    assert len(caption) == 1, listing.stdout  # one line per function
+    assert "unavailable: toolmesh models pull blip-caption" in caption[0]
+    described = toolmesh("describe", "caption", "--address", address)
+    # the whole reason stays in describe
+    assert "caption needs the weights 'blip-caption'" in described.stdout
     described = toolmesh("describe", "rotate", "--address", address)
     assert described.returncode == 0, described.stderr
     assert "counter" in described.stdout.lower() and '"angle"' in described.stdout
@@ -87,7 +93,7 @@ def test_call_errors_are_clear_and_exit_non_zero(address: str, street_paths: lis
 
 
 def test_up_detach_status_down(tmp_path: Path) -> None:
-    from toolmesh_models.server import free_port
+    from toolmesh_local.triton import free_port
 
     address = f"127.0.0.1:{free_port()}"
     run_dir = tmp_path / "run"

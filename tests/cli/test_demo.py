@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import toolmesh
-from toolmesh.cli._demo import count_concurrent, count_serial
+from toolmesh_local.demo import count_concurrent, count_serial
 
 
 async def test_serial_and_concurrent_programs_agree(

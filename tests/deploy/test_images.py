@@ -1,26 +1,41 @@
-"""The Dockerfiles (which cannot be built here): what they copy exists, and their requirement
-lists provide every third-party module the code in the image imports."""
+"""The Dockerfiles, without Docker (none runs here): their COPY and RUN steps replayed into a
+folder and a fresh virtual environment, the gateway image's result started against Triton,
+and the Triton image's requirement list checked against what the models import."""
 
 from __future__ import annotations
 
 import ast
+import asyncio
 import functools
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
 from importlib.metadata import distribution, packages_distributions
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+import toolmesh
+from tests.deploy.dockerfile import replay
 from tests.deploy.rendering import DEPLOY, REPO
+from tests.packaging.wheels import fresh_venv, installed
+from toolmesh_local.mesh import LocalMesh, wait_for_health
+from toolmesh_local.triton import free_port
 
 DOCKER = DEPLOY / "docker"
-FIRST_PARTY = {"toolmesh", "toolmesh_gateway", "toolmesh_models"}
+FIRST_PARTY = {
+    "toolmesh",
+    "toolmesh_gateway",
+    "toolmesh_models",
+    "toolmesh_codegen",
+    "toolmesh_local",
+}
 #: Modules only the running Triton provides.
 PROVIDED_BY_TRITON = {"triton_python_backend_utils"}
 #: Distributions that provide the same modules as the ones installed here.
@@ -139,28 +154,85 @@ def missing_from(requirements_file: str, modules: set[str]) -> list[str]:
     return missing
 
 
-def test_gateway_image_provides_what_the_gateway_imports() -> None:
-    # the entry point, plus the Kubernetes watch it imports lazily
-    files = loaded_files(
-        "toolmesh_gateway.__main__", "toolmesh_gateway.server", "toolmesh_gateway.kube"
+def test_gateway_image_replayed_installs_and_serves(
+    mesh: LocalMesh, street_jpeg: bytes, tmp_path: Path
+) -> None:
+    root = tmp_path / "image"
+    python = fresh_venv(tmp_path / "venv")
+    ran = replay(DOCKER / "gateway.Dockerfile", REPO, root, python.parent.parent)
+    assert any("pip install ./sdk ./gateway" in command for command in ran)
+    present = installed(python)
+    assert {"toolmesh", "toolmesh-gateway"} <= set(present)
+    # the image carries the gateway, not the models, the runtime or the orchestration
+    assert not {"toolmesh-models", "toolmesh-local", "nvidia-pytriton", "onnxruntime"} & set(
+        present
     )
-    imports = third_party_imports(files)
-    tops = {m.split(".")[0] for m in imports}
-    assert {"grpc", "kubernetes", "tritonclient"} <= tops  # the scan sees real imports
-    missing = missing_from("gateway.requirements.txt", imports)
-    assert not missing, f"add to deploy/docker/gateway.requirements.txt: {missing}"
+    functions = root / "opt" / "toolmesh" / "functions"
+    assert (functions / "find.yaml").is_file()
+    assert not (root / "src").exists()  # the build's sources are removed, as the RUN says
+
+    address = f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLMESH_")}
+    env.pop("PYTHONPATH", None)
+    # the image's ENV, with the paths of the replayed root
+    env.update(TOOLMESH_ADDRESS=address, TOOLMESH_FUNCTIONS_DIR=str(functions))
+    gateway = subprocess.Popen(
+        [str(python.parent / "toolmesh-gateway"), f"--triton-url={mesh.triton_urls[0]}"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_health(address, timeout=60)
+        result = asyncio.run(_call_find(address, street_jpeg))
+        assert result and {"box", "label", "score"} <= set(result[0])
+        assert {r["label"] for r in result} == {"person"}
+    finally:
+        gateway.terminate()
+        output = gateway.communicate(timeout=30)[0].decode(errors="replace")
+    assert gateway.returncode == 0, output
 
 
-#: toolmesh_models modules that run only on a developer's machine, never in the Triton image.
-LOCAL_ONLY = {"server", "perf_analyzer"}
+async def _call_find(address: str, image: bytes) -> Any:
+    async with toolmesh.Client(address, timeout=60) as client:
+        return await client.call("find", image=image, object_name="person")
+
+
+def test_triton_image_replayed_installs_the_models_with_their_data(tmp_path: Path) -> None:
+    root = tmp_path / "image"
+    python = fresh_venv(tmp_path / "venv")
+    # the third-party requirements (CUDA builds of torch and ONNX Runtime) are not installed
+    # here; test_triton_image_provides_what_the_models_import checks that list instead
+    ran = replay(
+        DOCKER / "triton.Dockerfile",
+        REPO,
+        root,
+        python.parent.parent,
+        skip=lambda command: "requirements.txt" in command,
+    )
+    assert any("--no-deps /tmp/toolmesh-models" in command for command in ran)
+    assert installed(python).get("toolmesh-models") == "0.1.0"
+    repository = root / "opt" / "toolmesh-repository"
+    assert repository.is_symlink()
+    served = sorted(p.parent.name for p in repository.resolve().glob("*/config.pbtxt"))
+    committed = sorted(
+        p.parent.name
+        for p in (REPO / "triton_models/toolmesh_models/repository").glob("*/config.pbtxt")
+    )
+    assert served == committed and "find" in served
+    for name in served:
+        assert (repository / name / "1" / "model.py").is_file(), name
+    assert (repository.resolve().parent / "weights" / "centernet.onnx").is_file()
+    assert not (root / "tmp" / "toolmesh-models").exists()
 
 
 def test_triton_image_provides_what_the_models_import() -> None:
     # everything the image holds may run: the models, and all of toolmesh_models they
     # may load lazily (the renderer of the init container included)
     package = REPO / "triton_models" / "toolmesh_models"
-    files = sorted((REPO / "triton_models" / "repository").glob("*/1/model.py"))
-    files += [p for p in sorted(package.glob("*.py")) if p.stem not in LOCAL_ONLY]
+    files = sorted((package / "repository").glob("*/1/model.py"))
+    files += sorted(package.glob("*.py"))
     imports = third_party_imports(files)
     assert {"numpy", "onnxruntime", "PIL", "yaml"} <= {m.split(".")[0] for m in imports}
     missing = missing_from("triton.requirements.txt", imports)
@@ -195,10 +267,8 @@ def test_triton_image_is_ngc_tritonserver() -> None:
     text = (DOCKER / "triton.Dockerfile").read_text(encoding="utf-8")
     assert re.search(r"^ARG TRITON_VERSION=2\d\.\d\d$", text, flags=re.MULTILINE)
     assert "FROM nvcr.io/nvidia/tritonserver:${TRITON_VERSION}-py3" in text
-    # toolmesh_models finds its repository and weights beside itself (paths.ROOT)
-    assert "PYTHONPATH=/opt/toolmesh/triton_models" in text
-    for part in ("toolmesh_models", "repository", "weights"):
-        assert f"/opt/toolmesh/triton_models/{part}" in text
+    # the repository is the installed package's data, linked where tritonserver looks
+    assert '"--model-repository=/opt/toolmesh-repository"' in text
 
 
 def test_triton_image_keeps_numpy_below_2_for_the_python_backend_stub() -> None:

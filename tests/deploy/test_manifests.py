@@ -398,7 +398,7 @@ def test_overlay_images_are_set_in_one_place() -> None:
 
 
 def test_pool_placements_keep_the_cpu_gpu_split_of_the_repository() -> None:
-    """Pools tune counts; which models are pinned to the CPU follows triton_models/placement.yaml."""
+    """Pools tune counts; which models are pinned to the CPU follows triton_models/toolmesh_models/placement.yaml."""
     base = load_placement()
     pool_files = sorted((DEPLOY / "overlays").glob("*/pool-*/placement.yaml"))
     assert len(pool_files) == sum(len(p) for p in POOLS.values())

@@ -21,9 +21,9 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import toolmesh
-from toolmesh._client import build_call_request, raw_image_to_pil
-from toolmesh._values import decode_value
+from toolmesh._client import build_call_request
 from toolmesh.v1 import functions_pb2, mesh_pb2, mesh_pb2_grpc
+from toolmesh.wire import decode_value, raw_image_to_pil
 
 FUNCTIONS_SERVICE = "toolmesh.v1.Functions"
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -47,7 +47,7 @@ from tests.faults.support import (
     window_update,
 )
 from toolmesh.data import STREET_FRAMES
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.mesh import LocalMesh
 
 pytestmark = pytest.mark.timeout(120)
 

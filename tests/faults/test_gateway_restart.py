@@ -23,9 +23,9 @@ from PIL import Image
 
 import toolmesh
 from tests.faults.support import SERVING, health, is_greyscale_of, pattern
-from toolmesh._transport import GrpcTransport
+from toolmesh import GrpcTransport
 from toolmesh.batch import BatchConfig, read_results, run_batch
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.mesh import LocalMesh
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2
 
 import toolmesh
 from tests.faults.support import SERVING, Load, health, is_greyscale_of, pattern, wait_until
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.mesh import LocalMesh
 
 pytestmark = pytest.mark.timeout(120)
 

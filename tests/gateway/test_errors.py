@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import toolmesh
 from toolmesh.v1 import functions_pb2, functions_pb2_grpc, values_pb2
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.mesh import LocalMesh
 
 
 async def assert_still_serving(client: toolmesh.Client, street_jpeg: bytes) -> None:

@@ -22,8 +22,8 @@ import tritonclient.grpc as triton
 import toolmesh
 from toolmesh.v1 import mesh_pb2, mesh_pb2_grpc
 from toolmesh_gateway.config import GatewaySettings
-from toolmesh_gateway.local import LocalMesh
 from toolmesh_gateway.server import start_gateway
+from toolmesh_local.mesh import LocalMesh
 
 IMAGE = np.random.default_rng(11).integers(0, 256, (24, 32, 3), dtype=np.uint8)
 EXPECTED = np.round(IMAGE.astype(np.float64) @ [0.299, 0.587, 0.114])

@@ -11,8 +11,8 @@ import tritonclient.grpc as triton
 from tritonclient.grpc import service_pb2
 from tritonclient.utils import InferenceServerException
 
-from toolmesh_gateway.local import LocalMesh
-from toolmesh_models.perf_analyzer import image_input_data, run_perf_analyzer
+from toolmesh_local.mesh import LocalMesh
+from toolmesh_local.perf_analyzer import image_input_data, run_perf_analyzer
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from toolmesh.v1 import functions_pb2, functions_pb2_grpc, registry_pb2, registr
 from toolmesh_gateway.config import GatewaySettings
 from toolmesh_gateway.kube import FunctionWatchError, KubernetesFunctions, default_namespace
 from toolmesh_gateway.server import Gateway, start_gateway
+from toolmesh_local.triton import free_port
 from toolmesh_models.paths import FUNCTIONS_DIR
-from toolmesh_models.server import free_port
 
 NAMESPACE = "toolmesh-test"
 

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import toolmesh
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.mesh import LocalMesh
 
 
 def scrape(mesh: LocalMesh) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

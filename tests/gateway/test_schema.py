@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolmesh._values import RawImage
+from toolmesh.wire import RawImage
 from toolmesh_gateway.registry import load_registry
 from toolmesh_gateway.schema import compile_check, make_validator
 from toolmesh_models.paths import FUNCTIONS_DIR

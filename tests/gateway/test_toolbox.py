@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 import toolmesh
 from tests.triton_models.tiny_models import install_tiny_models
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.mesh import LocalMesh
 from toolmesh_models.store import ModelStore
 
 TRANSFORMER_FUNCTIONS = {

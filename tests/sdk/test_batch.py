@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toolmesh._transport import GrpcTransport
+from toolmesh import GrpcTransport
 from toolmesh.batch import BatchConfig, build_report, load_prices, read_results, run_batch
 from toolmesh.batch._jsonl import ResultsFile
 from toolmesh.data import STREET_FRAMES
-from toolmesh_gateway.inprocess import InProcessTransport
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.inprocess import InProcessTransport
+from toolmesh_local.mesh import LocalMesh
 
 TOOLMESH = str(Path(sys.executable).parent / "toolmesh")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import toolmesh
-from toolmesh._values import RawImage
+from toolmesh.wire import RawImage
 
 
 async def test_function_documents(client: toolmesh.Client) -> None:
@@ -57,7 +57,7 @@ async def test_default_client_reads_the_environment(
 
 
 async def test_unreachable_gateway_is_unavailable() -> None:
-    from toolmesh_models.server import free_port
+    from toolmesh_local.triton import free_port
 
     async with toolmesh.Client(f"127.0.0.1:{free_port()}", timeout=5) as client:
         with pytest.raises(toolmesh.Unavailable):

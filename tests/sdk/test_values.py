@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from toolmesh._values import (
+from toolmesh.v1 import values_pb2
+from toolmesh.wire import (
     RawImage,
     WireFormatError,
     array_to_tensor,
@@ -19,7 +20,6 @@ from toolmesh._values import (
     encode_value,
     tensor_to_array,
 )
-from toolmesh.v1 import values_pb2
 
 json_like = st.recursive(
     st.none()

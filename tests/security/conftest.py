@@ -15,8 +15,9 @@ import yaml
 from tests.security.certs import Authority, Pair
 from toolmesh_gateway.auth import TokenStore
 from toolmesh_gateway.config import GatewaySettings
-from toolmesh_gateway.local import LocalMesh
 from toolmesh_gateway.server import Gateway, start_gateway
+from toolmesh_local.mesh import LocalMesh
+from toolmesh_models.paths import FUNCTIONS_DIR
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,12 @@ def tokens_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def running_gateway(mesh: LocalMesh, **settings: Any) -> AsyncIterator[Gateway]:
     """A gateway on a free loopback port in front of ``mesh``'s Triton servers."""
     gateway = await start_gateway(
-        GatewaySettings(address="127.0.0.1:0", triton_url=",".join(mesh.triton_urls), **settings)
+        GatewaySettings(
+            address="127.0.0.1:0",
+            triton_url=",".join(mesh.triton_urls),
+            functions_dir=FUNCTIONS_DIR,
+            **settings,
+        )
     )
     try:
         yield gateway

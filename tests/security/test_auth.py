@@ -19,10 +19,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 import toolmesh
 from tests.security.conftest import ALICE, OPS, assert_greyscale_of, running_gateway
-from toolmesh._config import ClientSettings
+from toolmesh import ClientSettings
 from toolmesh_gateway.auth import TokenStore, TokenStoreError, bearer_token, hash_token
-from toolmesh_gateway.local import LocalMesh, wait_for_health
-from toolmesh_models.server import free_port
+from toolmesh_local.mesh import LocalMesh, wait_for_health
+from toolmesh_local.triton import free_port
 
 TOOLMESH = str(Path(sys.executable).parent / "toolmesh")
 

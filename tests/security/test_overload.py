@@ -14,7 +14,7 @@ from tritonclient.utils import InferenceServerException
 import toolmesh
 from tests.security.conftest import ALICE, OPS, assert_greyscale_of, running_gateway
 from toolmesh_gateway.limits import Admission, Limits, Overloaded, peer_host
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.mesh import LocalMesh
 
 # --- the admission primitive, on its own -------------------------------------------------
 

@@ -14,8 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import toolmesh
 from tests.security.conftest import Pki, assert_greyscale_of, running_gateway
 from toolmesh import TlsConfig
-from toolmesh_gateway.local import LocalMesh
 from toolmesh_gateway.tls import TlsError, TlsFiles
+from toolmesh_local.mesh import LocalMesh
 
 
 def address_of(port: int) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolmesh_gateway.local import LocalMesh
-from toolmesh_models.perf_analyzer import image_input_data, run_perf_analyzer
+from toolmesh_local.mesh import LocalMesh
+from toolmesh_local.perf_analyzer import image_input_data, run_perf_analyzer
 
 
 def test_perf_analyzer_measures_find(mesh: LocalMesh, street_jpeg: bytes, tmp_path: Path) -> None:

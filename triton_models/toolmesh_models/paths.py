@@ -1,19 +1,30 @@
-"""Where the Triton model folder's parts live.
+"""Where the model repository's parts live: package data of ``toolmesh_models``.
 
-Everything is located relative to this package's folder, which sits inside
-``triton_models/`` (the package is installed editable from there), so the
-repository, the Function documents and the weights travel together.
+The repository, the Function documents, the bundled weights and the placement
+file are installed with the package (editable or from the wheel), so a
+``toolmesh up`` from an installed wheel finds them exactly where a checkout does.
+``importlib.resources`` locates them; Triton needs real folders, so a package
+imported from a zip file is refused rather than silently extracted.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 __all__ = ["FUNCTIONS_DIR", "PLACEMENT_FILE", "REPOSITORY", "ROOT", "weights_dir"]
 
-ROOT: Path = Path(__file__).resolve().parent.parent
-"""The ``triton_models`` folder."""
+
+def _package_folder() -> Path:
+    folder = resources.files("toolmesh_models")
+    if not isinstance(folder, Path):  # a zipimport Traversable: Triton cannot read it
+        raise RuntimeError("toolmesh_models must be installed as files, not imported from a zip")
+    return folder
+
+
+ROOT: Path = _package_folder()
+"""The installed ``toolmesh_models`` package folder (its data lives beside the code)."""
 
 REPOSITORY: Path = ROOT / "repository"
 """The committed model repository (configs carry everything but placement)."""

@@ -6,17 +6,28 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from toolmesh._extensions import missing
+
 __all__ = ["plot_costs", "plot_timeline"]
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only backend; an optional dependency of the client."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise missing("plots", "--plots") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def plot_timeline(
     records: Sequence[Mapping[str, Any]], path: Path, *, first_tasks: int = 50
 ) -> Path:
     """One row per function, one bar per call, for the first tasks (as the paper's figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     chosen = sorted(records, key=lambda r: r["task"])[:first_tasks]
     calls = sorted((c for r in chosen for c in r.get("calls", [])), key=lambda c: c["start"])
@@ -64,10 +75,7 @@ def plot_timeline(
 
 def plot_costs(costs: Mapping[str, float], path: Path, *, title: str) -> Path:
     """A bar per node type (or per run) with its cost in USD."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     figure, axes = plt.subplots(figsize=(7, 3.5))
     names = list(costs)

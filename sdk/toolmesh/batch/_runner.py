@@ -25,7 +25,7 @@ from toolmesh._exceptions import RemoteError
 from toolmesh._transport import AsyncTransport
 from toolmesh.batch._jsonl import ResultsFile
 from toolmesh.batch._transport import TRANSIENT, CallRecord, RecordingTransport, current_calls
-from toolmesh.cli._args import result_to_json
+from toolmesh.wire import result_to_json
 
 __all__ = ["BatchConfig", "BatchSummary", "list_images", "load_program", "run_batch"]
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["parse_assignments", "result_to_json"]
+__all__ = ["parse_assignments"]
 
 
 def _coerce(name: str, text: str, schema: dict[str, Any]) -> Any:
@@ -40,33 +40,3 @@ def parse_assignments(items: list[str], parameters_schema: dict[str, Any]) -> di
             raise ValueError(f"expected key=value, got {item!r}")
         arguments[key] = _coerce(key, value, properties.get(key, {}))
     return arguments
-
-
-def result_to_json(result: Any, save_dir: Path | None, stem: str) -> Any:
-    """JSON-able form of a result: images and bytes are summarised, or written to ``save_dir``."""
-    counter = 0
-
-    def saved(summary: dict[str, Any], suffix: str, write: Any) -> dict[str, Any]:
-        nonlocal counter
-        if save_dir is not None:
-            counter += 1
-            path = save_dir / f"{stem}-{counter}{suffix}"
-            save_dir.mkdir(parents=True, exist_ok=True)
-            write(path)
-            summary["saved"] = str(path)
-        return summary
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: convert(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [convert(v) for v in value]
-        if isinstance(value, bytes):
-            return saved({"bytes": len(value)}, ".bin", lambda p: p.write_bytes(value))
-        if hasattr(value, "size") and hasattr(value, "mode") and hasattr(value, "save"):
-            width, height = value.size
-            image = {"width": width, "height": height, "mode": value.mode}
-            return saved({"image": image}, ".png", value.save)
-        return value
-
-    return convert(result)

@@ -19,7 +19,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from toolmesh.cli._app import AddressOpt, _fail, app, console, err
+import toolmesh
+from toolmesh._extensions import MissingPart, load
+from toolmesh.cli.common import AddressOpt, app, console, err, fail
 
 
 @app.command()
@@ -37,13 +39,17 @@ def run(
     address: AddressOpt = None,
 ) -> None:
     """Run a program over many images with bounded concurrency, resumably."""
-    from toolmesh._transport import GrpcTransport
     from toolmesh.batch import BatchConfig, list_images, run_batch
 
     try:
         count = tasks or len(list_images(images))
     except (OSError, ValueError) as exc:
-        raise _fail(str(exc), 2) from exc
+        raise fail(str(exc), 2) from exc
+    if baseline:
+        try:
+            baseline_transport = load("inprocess", part="local", feature="--baseline")
+        except MissingPart as exc:
+            raise fail(str(exc)) from exc
     config = BatchConfig(
         program=program,
         images=images,
@@ -57,13 +63,10 @@ def run(
 
     async def main() -> Any:
         if baseline:
-            from toolmesh_gateway.inprocess import InProcessTransport
-
-            transport: Any = InProcessTransport()
+            transport: Any = baseline_transport()
         else:
-            from toolmesh._config import ClientSettings
-
-            transport = GrpcTransport.from_settings(ClientSettings.resolve(address))
+            settings = toolmesh.ClientSettings.resolve(address)
+            transport = toolmesh.GrpcTransport.from_settings(settings)
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -83,7 +86,7 @@ def run(
     try:
         summary = asyncio.run(main())
     except (OSError, ValueError) as exc:
-        raise _fail(str(exc), 2) from exc
+        raise fail(str(exc), 2) from exc
     console.print(
         f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} already done, "
         f"{len(summary.unfinished)} unfinished in {summary.seconds:.1f}s "
@@ -132,7 +135,7 @@ def report(
         nodes = _parse_nodes(node_type or ["cpu-2core"])
         rep = build_report(records, nodes, price_table)
     except (OSError, ValueError, KeyError) as exc:
-        raise _fail(str(exc), 2) from exc
+        raise fail(str(exc), 2) from exc
     table = Table("function", "calls", "mean (ms)", "stdev (ms)", "CV", "p50 (ms)", "p99 (ms)")
     for f in [*rep.functions, rep.turnaround]:
         table.add_row(
@@ -152,12 +155,15 @@ def report(
         f"cost ${rep.cost_usd:.6f}; projected to 100,000 images: ${rep.projected_usd:.2f}"
     )
     if plots is not None:
-        timeline = plot_timeline(records, plots / "timeline.png")
         per_type = {
             name: rep.wall_s / 3600 * price_table[name] * count
             for name, count in rep.node_types.items()
         }
-        costs = plot_costs(per_type, plots / "cost.png", title="Cost of this run per node type")
+        try:
+            timeline = plot_timeline(records, plots / "timeline.png")
+            costs = plot_costs(per_type, plots / "cost.png", title="Cost of this run per node type")
+        except MissingPart as exc:
+            raise fail(str(exc)) from exc
         console.print(f"plots: {timeline}, {costs}")
     if json_out is not None:
         json_out.write_text(json.dumps(rep.as_json(), indent=2))

@@ -66,7 +66,7 @@ def _mesh(console: Console, address: str | None) -> Iterator[str]:
     if address:
         yield address
         return
-    from toolmesh_gateway.local import LocalMesh
+    from toolmesh_local.mesh import LocalMesh
 
     with tempfile.TemporaryDirectory(prefix="toolmesh-demo-") as run_dir:
         mesh = LocalMesh(run_dir=Path(run_dir))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from .errors import WEIGHTS_MISSING
+from toolmesh_models.errors import WEIGHTS_MISSING
 
 __all__ = [
     "TritonInstall",

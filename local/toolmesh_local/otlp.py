@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from toolmesh_models.server import free_port, stop_process
+from toolmesh_local.triton import free_port, stop_process
 
 __all__ = ["OtlpReceiver", "Span", "read_spans", "render_tree"]
 

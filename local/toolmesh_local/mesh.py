@@ -7,64 +7,26 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from toolmesh_gateway.otlp import OtlpReceiver
+from toolmesh.local_state import STATE_FILE, MeshState, default_run_dir
 from toolmesh_gateway.server import FUNCTIONS_SERVICE
-from toolmesh_models.paths import PLACEMENT_FILE
+from toolmesh_local.otlp import OtlpReceiver
+from toolmesh_local.triton import TritonServer, TritonStartError, free_port, stop_process
+from toolmesh_models.paths import FUNCTIONS_DIR, PLACEMENT_FILE
 from toolmesh_models.placement import detect_gpus, load_placement
 from toolmesh_models.repository import render_repository
-from toolmesh_models.server import TritonServer, TritonStartError, free_port, stop_process
 
-__all__ = ["LocalMesh", "MeshState", "default_run_dir", "stop_detached", "wait_for_health"]
-
-STATE_FILE = "state.json"
-
-
-def default_run_dir() -> Path:
-    """``TOOLMESH_HOME`` or ``~/.cache/toolmesh``: rendered repository, logs, state file."""
-    home = os.environ.get("TOOLMESH_HOME")
-    return Path(home) if home else Path.home() / ".cache" / "toolmesh"
-
-
-@dataclass
-class MeshState:
-    """What ``toolmesh up --detach`` leaves for ``status`` and ``down``."""
-
-    address: str
-    triton_urls: list[str]
-    triton_pids: list[int]
-    gateway_pid: int
-    run_dir: str
-    gpus: list[int] = field(default_factory=list)
-    models: list[str] = field(default_factory=list)
-    metrics_url: str = ""
-    receiver_pid: int = 0
-    trace_log: str = ""
-
-    def save(self, run_dir: Path) -> Path:
-        path = run_dir / STATE_FILE
-        path.write_text(json.dumps(asdict(self), indent=2))
-        return path
-
-    @classmethod
-    def load(cls, run_dir: Path) -> MeshState | None:
-        path = run_dir / STATE_FILE
-        if not path.exists():
-            return None
-        return cls(**json.loads(path.read_text()))
-
+__all__ = ["LocalMesh", "stop_detached", "wait_for_health"]
 
 SERVER_SECURITY_VARIABLES = frozenset(
     {
@@ -209,6 +171,7 @@ class LocalMesh:
             f"--address={self.address}",
             f"--triton-url={','.join(self.triton_urls)}",
             f"--metrics-address={self.metrics_address}",
+            f"--functions-dir={FUNCTIONS_DIR}",
             *self.gateway_args,
         ]
         with open(self.gateway_log, "wb") as log:

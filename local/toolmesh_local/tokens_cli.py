@@ -1,8 +1,8 @@
 """``toolmesh token``: make access tokens for a gateway that requires them.
 
 The token is printed once and never stored: the tokens file gets only its
-SHA-256 digest and its grant (see ``toolmesh_gateway.auth``). Registered on
-the main application by importing this module (see the end of ``_app.py``).
+SHA-256 digest and its grant (see ``toolmesh_gateway.auth``). Registered by
+:func:`toolmesh_local.cli.register`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from toolmesh.cli._app import _fail, app, err
+from toolmesh.cli.common import err, fail
 
 tokens_app = typer.Typer(help="Access tokens for the gateway (hashed in a tokens file).")
-app.add_typer(tokens_app, name="token")
 
 
 @tokens_app.command("create")
@@ -37,16 +36,16 @@ def create(
 
     allowed = [f.strip() for f in functions.split(",") if f.strip()]
     if not allowed:
-        raise _fail("--functions names no function (use '*' for all)")
+        raise fail("--functions names no function (use '*' for all)")
     document: Any = {"tokens": []}
     if file.exists():
         try:
             TokenStore.load(file)  # refuse to extend a file the gateway would reject
         except TokenStoreError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
         document = yaml.safe_load(file.read_text(encoding="utf-8")) or {"tokens": []}
     if any(entry.get("name") == name for entry in document["tokens"]):
-        raise _fail(f"{file} already has a token named {name!r}")
+        raise fail(f"{file} already has a token named {name!r}")
     token = new_token()
     document["tokens"].append(TokenStore.entry(name, token, allowed, kserve=kserve))
     file.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")

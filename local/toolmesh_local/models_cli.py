@@ -1,8 +1,8 @@
 """``toolmesh models``: the local model store the toolbox's transformer models load from.
 
-Registered on the main application by importing this module (see the end of
-``_app.py``). The store lives in ``TOOLMESH_MODEL_DIR`` (default
-``~/.cache/toolmesh/models``); the mesh must see the same directory.
+Registered by :func:`toolmesh_local.cli.register`. The store lives in
+``TOOLMESH_MODEL_DIR`` (default ``~/.cache/toolmesh/models``); the mesh must
+see the same directory.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from toolmesh.cli._app import _fail, app, console
+from toolmesh.cli.common import console, fail
 
 models_app = typer.Typer(
     help="Model weights for the toolbox functions: list, pull (by pinned revision), verify.",
     no_args_is_help=True,
 )
-app.add_typer(models_app, name="models")
 
 StoreOpt = Annotated[
     Path | None,
@@ -38,7 +37,7 @@ def list_models(store: StoreOpt = None) -> None:
     try:
         installed = model_store.installed()
     except StoreError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     table = Table("name", "hub repository", "functions", "installed revision", "size")
     for name in sorted(set(CATALOG) | set(installed)):
         entry = CATALOG.get(name)
@@ -74,7 +73,7 @@ def pull(
 
     model_store = ModelStore(store)
     if name not in CATALOG:
-        raise _fail(f"unknown model {name!r}; the store knows: {', '.join(sorted(CATALOG))}", 2)
+        raise fail(f"unknown model {name!r}; the store knows: {', '.join(sorted(CATALOG))}", 2)
     try:
         if source is not None:
             record = model_store.add(name, source, revision=revision or "local")
@@ -82,7 +81,7 @@ def pull(
             console.print(f"pulling {CATALOG[name].repo} into {model_store.root} …")
             record = model_store.pull(name, revision=revision)
     except StoreError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     console.print(
         f"installed {name} at revision {record.revision} ({len(record.files)} files, "
         f"{record.size_bytes / 1e6:.1f} MB) in {record.path}; restart the mesh to load it"
@@ -98,7 +97,7 @@ def verify(store: StoreOpt = None) -> None:
     try:
         problems = model_store.verify()
     except StoreError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if not problems:
         console.print(f"model store {model_store.root}: nothing installed")
         return

@@ -16,11 +16,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolmesh_models.paths import ROOT
-
 __all__ = ["PerfAnalyzerResult", "find_perf_analyzer", "image_input_data", "run_perf_analyzer"]
 
-PERF_VENV = ROOT.parent / ".venv-perf"
+#: The Makefile's tool venv, at the top of the checkout this module is installed from.
+PERF_VENV = Path(__file__).resolve().parents[2] / ".venv-perf"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """``toolmesh ask`` and ``toolmesh parallelize``: the codegen agent on the command line.
 
-Registered on the shared typer ``app`` by importing this module (see ``_app.py``).
+:func:`register` is this part's ``toolmesh.cli`` entry point: the client's CLI
+calls it, so the commands exist exactly when ``toolmesh-codegen`` is installed.
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ from rich.rule import Rule
 from rich.syntax import Syntax
 
 import toolmesh
-from toolmesh.cli._app import AddressOpt, app, console, err
-from toolmesh.cli._args import result_to_json
+from toolmesh.cli.common import AddressOpt, console, err
+from toolmesh.wire import result_to_json
+from toolmesh_codegen._errors import CodegenError, ValidationError
+from toolmesh_codegen.llm import LLMClient, LLMSettings
+from toolmesh_codegen.parallelize import plan
+from toolmesh_codegen.run import generate
+from toolmesh_codegen.sandbox import Limits, Sandbox
+from toolmesh_codegen.validate import check
 
-__all__ = ["ask", "parallelize_file"]
+__all__ = ["ask", "parallelize_file", "register"]
 
 
 def _program(title: str, source: str) -> None:
@@ -34,7 +41,6 @@ def _timing(label: str, result: Any) -> str:
     )
 
 
-@app.command()
 def ask(
     question: str,
     image: Annotated[
@@ -57,8 +63,6 @@ def ask(
 
     The LLM is any OpenAI-compatible endpoint: OPENAI_BASE_URL, OPENAI_API_KEY.
     """
-    from toolmesh_codegen import CodegenError
-
     if image is not None and not image.is_file():
         err.print(f"[red]error:[/red] {image}: no such file")
         raise typer.Exit(2)
@@ -80,8 +84,6 @@ async def _ask(
     repairs: int,
     timeout: float,
 ) -> int:
-    from toolmesh_codegen import Limits, LLMClient, LLMSettings, Sandbox, check, generate
-
     async with toolmesh.Client(address) as client:
         functions = await client.functions()
         gateway = client.address
@@ -131,7 +133,6 @@ async def _ask(
     return 0
 
 
-@app.command("parallelize")
 def parallelize_file(
     path: Annotated[Path, typer.Argument(help="A serial program with async def solve(...).")],
     output: Annotated[
@@ -139,8 +140,6 @@ def parallelize_file(
     ] = None,
 ) -> None:
     """Rewrite a serial program so that its independent calls run concurrently."""
-    from toolmesh_codegen import ValidationError, plan
-
     try:
         result = plan(path.read_text())
     except OSError as exc:
@@ -160,3 +159,9 @@ def parallelize_file(
         f"critical path {result.critical_path if result.critical_path is not None else 'data-dependent'}",
         highlight=False,
     )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ask`` and ``parallelize`` to the ``toolmesh`` CLI (the entry point)."""
+    app.command()(ask)
+    app.command("parallelize")(parallelize_file)

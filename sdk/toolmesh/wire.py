@@ -1,5 +1,8 @@
 """Python data <-> ``toolmesh.v1.Value``, the wire form of arguments and results.
 
+This is the client's public wire module: the gateway, the codegen sandbox and the
+local baseline encode and decode through it, never through the SDK's private modules.
+
 Both ends use this module: the SDK to send arguments and read results, the
 gateway to read arguments and send results. Images stay ``RawImage`` (encoded
 file bytes or a pixel array) on the wire side; the SDK turns them into PIL
@@ -8,10 +11,12 @@ images at its edge, the gateway hands them to Triton untouched.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +27,7 @@ from toolmesh._exceptions import ToolmeshError
 from toolmesh.v1 import values_pb2
 
 __all__ = [
+    "ARRAY_SUFFIX",
     "TENSOR_DTYPES",
     "RawImage",
     "WireFormatError",
@@ -29,8 +35,15 @@ __all__ = [
     "decode_value",
     "encode_value",
     "fill_value",
+    "raw_image_to_pil",
+    "result_to_json",
     "tensor_to_array",
 ]
+
+#: Suffix of the KServe input that carries an image parameter as pixels (``image_array``)
+#: rather than as file bytes (``image``): the gateway's half of the tensor contract
+#: (``toolmesh_models.backend`` holds Triton's half; tests check that they agree).
+ARRAY_SUFFIX = "_array"
 
 #: dtypes a Tensor may carry; anything else is refused rather than guessed.
 TENSOR_DTYPES = frozenset(
@@ -220,3 +233,48 @@ def decode_value(value: values_pb2.Value, images: Callable[[RawImage], Any] | No
     if kind is None or kind == "null_value":
         return None
     return getattr(value, kind)
+
+
+def raw_image_to_pil(image: RawImage) -> Any:
+    """A wire image as a PIL image (single-channel arrays become mode ``L``/``I;16``)."""
+    from PIL import Image
+
+    if image.encoded is not None:
+        pil = Image.open(io.BytesIO(image.encoded))
+        pil.load()
+        return pil
+    assert image.array is not None
+    array = image.array
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    return Image.fromarray(array)
+
+
+def result_to_json(result: Any, save_dir: Path | None, stem: str) -> Any:
+    """JSON-able form of a result: images and bytes are summarised, or written to ``save_dir``."""
+    counter = 0
+
+    def saved(summary: dict[str, Any], suffix: str, write: Any) -> dict[str, Any]:
+        nonlocal counter
+        if save_dir is not None:
+            counter += 1
+            path = save_dir / f"{stem}-{counter}{suffix}"
+            save_dir.mkdir(parents=True, exist_ok=True)
+            write(path)
+            summary["saved"] = str(path)
+        return summary
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        if isinstance(value, bytes):
+            return saved({"bytes": len(value)}, ".bin", lambda p: p.write_bytes(value))
+        if hasattr(value, "size") and hasattr(value, "mode") and hasattr(value, "save"):
+            width, height = value.size
+            image = {"width": width, "height": height, "mode": value.mode}
+            return saved({"image": image}, ".png", value.save)
+        return value
+
+    return convert(result)

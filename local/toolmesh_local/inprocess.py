@@ -3,7 +3,8 @@
 ``InProcessTransport`` is a drop-in for the SDK's gRPC transport. It runs the
 very ``model.py`` code Triton would run (each model's ``TritonPythonModel``,
 instantiated here without Triton) behind the gateway's own argument and
-result checks, synchronously: calls execute one after another on the event
+result checks (``toolmesh_gateway.pipeline.CallPipeline``, the steps
+``FunctionsService.Call`` runs), synchronously: calls execute one after another on the event
 loop, like the monolithic serial program DiCE-C compares against.
 """
 
@@ -17,14 +18,14 @@ from typing import Any
 import grpc
 import numpy as np
 
-from toolmesh._transport import Metadata
-from toolmesh._values import RawImage, fill_value
+from toolmesh import Metadata
 from toolmesh.v1 import functions_pb2, registry_pb2
-from toolmesh_gateway.codec import check_image, decode_result
+from toolmesh.wire import RawImage
+from toolmesh_gateway.codec import decode_result, image_list_parameters
 from toolmesh_gateway.config import DEFAULT_MAX_IMAGE_PIXELS
-from toolmesh_gateway.errors import GatewayError
+from toolmesh_gateway.errors import GatewayError, invalid_argument
+from toolmesh_gateway.pipeline import CallPipeline
 from toolmesh_gateway.registry import Registry, load_registry
-from toolmesh_gateway.service import lookup_function, read_arguments
 from toolmesh_gateway.triton import ModelInfo, TensorInfo
 from toolmesh_models import imaging
 from toolmesh_models.errors import ArgumentError
@@ -80,12 +81,16 @@ class _LoadedModel:
         )
 
 
-def _pixels(image: RawImage) -> np.ndarray:
-    if image.encoded is not None:
-        return imaging.decode(image.encoded)
-    assert image.array is not None
-    array = image.array if image.array.ndim == 3 else image.array[:, :, np.newaxis]
-    return imaging.check_array(array)
+def _pixels(name: str, image: RawImage) -> np.ndarray:
+    """What Triton's side of the tensor contract would hand the model: decoded pixels."""
+    try:
+        if image.encoded is not None:
+            return imaging.decode(image.encoded)
+        assert image.array is not None
+        array = image.array if image.array.ndim == 3 else image.array[:, :, np.newaxis]
+        return imaging.check_array(array)
+    except ArgumentError as exc:
+        raise invalid_argument(f"argument {name!r}: {exc}") from exc
 
 
 def _rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
@@ -103,8 +108,8 @@ class InProcessTransport:
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     ) -> None:
         self._registry = registry if registry is not None else load_registry(FUNCTIONS_DIR)
+        self._pipeline = CallPipeline(self._registry, max_image_pixels=max_image_pixels)
         self._repository = repository
-        self._max_image_pixels = max_image_pixels
         self._models: dict[str, _LoadedModel] = {}
 
     def _model(self, name: str) -> _LoadedModel:
@@ -114,27 +119,23 @@ class InProcessTransport:
         return model
 
     def _run(self, request: functions_pb2.CallRequest) -> functions_pb2.CallResponse:
-        function = lookup_function(self._registry, request.function)
-        arguments = read_arguments(function, request)
+        function = self._pipeline.function(request.function)
+        arguments = self._pipeline.arguments(function, request)
         for name in function.image_parameters:
             if name in arguments:
-                check_image(name, arguments[name], self._max_image_pixels)
-                try:
-                    arguments[name] = _pixels(arguments[name])
-                except ArgumentError as exc:
-                    raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+                arguments[name] = _pixels(name, arguments[name])
+        for name in image_list_parameters(function):
+            if name in arguments:
+                arguments[name] = [
+                    _pixels(f"{name}[{i}]", image) for i, image in enumerate(arguments[name])
+                ]
         model = self._model(function.model)
         try:
             outputs = model.instance.run(**arguments)
         except ArgumentError as exc:
-            raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
+            raise invalid_argument(str(exc)) from exc
         value = decode_result(function, model.info, _Outputs(outputs))  # type: ignore[arg-type]
-        problem = function.check_result(value)
-        if problem is not None:
-            raise GatewayError(grpc.StatusCode.INTERNAL, f"{function.name}: {problem.message}")
-        response = functions_pb2.CallResponse()
-        fill_value(response.result, value)
-        return response
+        return self._pipeline.response(function, value)
 
     async def call(
         self, request: functions_pb2.CallRequest, *, timeout: float | None, metadata: Metadata
@@ -153,7 +154,7 @@ class InProcessTransport:
         self, name: str, *, timeout: float | None, metadata: Metadata
     ) -> registry_pb2.Function:
         try:
-            return lookup_function(self._registry, name).to_proto()
+            return self._pipeline.function(name).to_proto()
         except GatewayError as exc:
             raise _rpc_error(exc.code, exc.message) from exc
 
