@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import os
 import socket
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -201,10 +202,14 @@ async def _serve(sock: socket.socket) -> None:
     if request is None:
         return
     dispatcher = asyncio.ensure_future(channel.dispatch())
-    if "unchecked" in request:
-        payload = _unchecked(str(request["unchecked"]))
-    else:
-        payload = await _run(channel, dict(request["run"]))
+    try:
+        if "unchecked" in request:
+            payload = _unchecked(str(request["unchecked"]))
+        else:
+            payload = await _run(channel, dict(request["run"]))
+    except Exception:  # the runtime itself failed: say how, in at most 64 KiB
+        tail = traceback.format_exc()[-_protocol.MAX_MESSAGE_CHARS :]
+        payload = {"error": {"kind": "internal", "message": tail}}
     await channel.send({"done": payload})
     dispatcher.cancel()
 

@@ -223,7 +223,8 @@ def _message(exc: BaseException) -> str:
     except Exception:  # a message that cannot even be built is no message
         return "<unprintable message>"
     if len(text) > MESSAGE_LIMIT:
-        return text[:MESSAGE_LIMIT] + f"... [{len(text) - MESSAGE_LIMIT} characters cut]"
+        kept = MESSAGE_LIMIT - 64  # room for the note, so the whole stays under the limit
+        return text[:kept] + f"... [{len(text) - kept} characters cut]"
     return text
 
 

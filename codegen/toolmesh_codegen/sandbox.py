@@ -467,6 +467,8 @@ def _result(payload: dict[str, Any], limits: Limits) -> RunResult:
             raise ProgramError(str(error.get("type")), message, int(error.get("line") or 0) or None)
         if kind == "memory":
             raise SandboxMemoryError(f"{message} ({limits.memory_mb} MiB)")
+        if kind == "internal":
+            raise SandboxCrashed(f"the sandbox runtime failed:\n{message}")
         raise SandboxViolation(message)
     return RunResult(
         value=payload.get("value"),
