@@ -22,11 +22,11 @@ from toolmesh_codegen._errors import (
     SandboxViolation,
     ValidationError,
 )
+from toolmesh_codegen._image import SandboxImage
+from toolmesh_codegen._jail import IsolationStatus, isolation_status
 from toolmesh_codegen.llm import LLMClient, LLMSettings, Usage
 from toolmesh_codegen.parallelize import Plan, parallelize, plan
 from toolmesh_codegen.run import Attempt, Generation, generate, run
-from toolmesh_codegen._image import SandboxImage
-from toolmesh_codegen._jail import IsolationStatus, isolation_status
 from toolmesh_codegen.sandbox import Limits, RunResult, Sandbox, require_isolation
 from toolmesh_codegen.validate import Program, check, find_problems
 

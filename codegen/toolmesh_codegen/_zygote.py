@@ -18,6 +18,7 @@ the jail's pid namespace takes every child with it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -70,10 +71,8 @@ def main() -> None:
         elif words[:1] == ["kill"] and len(words) == 2:
             for fd in fds:
                 os.close(fd)
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(words[1]), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         else:
             for fd in fds:
                 os.close(fd)

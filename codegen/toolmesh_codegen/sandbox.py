@@ -176,7 +176,9 @@ class _Zygote:
         cpu_s = max(1, math.ceil(limits.timeout_s) + 1)
         try:
             async with self.lock:
-                socket.send_fds(self.control, [f"spawn {memory} {cpu_s}".encode()], [theirs.fileno()])
+                socket.send_fds(
+                    self.control, [f"spawn {memory} {cpu_s}".encode()], [theirs.fileno()]
+                )
                 answer = await loop.sock_recv(self.control, 64)
         except OSError as exc:
             ours.close()
@@ -394,7 +396,8 @@ class Sandbox:
                 done = message["done"]
                 if not isinstance(done, dict):
                     raise ValueError("done is not a mapping")
-                return _images_to_pil(done)
+                payload: dict[str, Any] = _images_to_pil(done)
+                return payload
             request = message["call"]
             task = asyncio.ensure_future(self._serve_call(child, request))
             calls.add(task)

@@ -338,12 +338,15 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         self._check_name(node, node.id)
-        if node.id in MODULE_ATTRIBUTES and isinstance(node.ctx, ast.Load):
-            if id(node) not in self.module_uses:
-                self.problem(
-                    node,
-                    f"use {node.id}.<name> directly; {node.id} cannot be aliased or passed around",
-                )
+        if (
+            node.id in MODULE_ATTRIBUTES
+            and isinstance(node.ctx, ast.Load)
+            and id(node) not in self.module_uses
+        ):
+            self.problem(
+                node,
+                f"use {node.id}.<name> directly; {node.id} cannot be aliased or passed around",
+            )
         if isinstance(node.ctx, ast.Load) and node.id not in self.bound:
             reason = REFUSED_BUILTINS.get(node.id)
             if reason is not None:

@@ -142,9 +142,7 @@ def test_cannot_write_anywhere(probe: dict) -> None:
     assert not Path("/escape").exists() and not Path("/tmp/escape").exists()
 
 
-async def test_the_test_entry_is_off_unless_enabled(
-    address: str, street_paths: list[Path]
-) -> None:
+async def test_the_test_entry_is_off_unless_enabled(address: str, street_paths: list[Path]) -> None:
     assert os.environ.get(TEST_ENTRY_ENV) is None
     async with Sandbox(address) as box:
         with pytest.raises(SandboxViolation, match="test entry is not enabled"):

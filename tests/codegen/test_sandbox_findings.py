@@ -160,9 +160,9 @@ async def test_predefined_modules_cannot_be_rebound(
     """Binding `asyncio` anywhere (`def keep(asyncio)`) used to switch off the serial
     check for the whole module."""
     monkeypatch.setenv("TOOLMESH_ADDRESS", address)
-    with pytest.raises(ValidationError, match="cannot be (rebound|aliased)"):
+    with pytest.raises(ValidationError, match=r"cannot be (rebound|aliased)"):
         await toolmesh.codegen.run(source, image=street_paths[0])
-    with pytest.raises(SandboxViolation, match="cannot be (rebound|aliased)"):
+    with pytest.raises(SandboxViolation, match=r"cannot be (rebound|aliased)"):
         await sandbox.run(source, image=street_paths[0])
     await expect_own_answers(sandbox, street_paths[0], first=400)
 

@@ -33,7 +33,7 @@ async def solve(image):
         ]
     )
     details = []
-    for vehicle, patch, look in zip(vehicles, patches, looks):
+    for vehicle, patch, look in zip(vehicles, patches, looks, strict=True):
         thumbnail, grey = look
         brightness = sum(grey.getdata()) / max(1, grey.width * grey.height)
         details.append(
