@@ -8,7 +8,8 @@ VENV := .venv
 PERF_VENV := .venv-perf
 BIN := $(VENV)/bin
 # libpython3.11: the Triton python-backend stub embeds it. libb64-0d: perf_analyzer needs it.
-SYSTEM_PACKAGES := libpython3.11 libb64-0d
+# bubblewrap, libseccomp2: the codegen sandbox's jail (namespaces, read-only view, seccomp).
+SYSTEM_PACKAGES := libpython3.11 libb64-0d bubblewrap libseccomp2
 PROTOS := $(wildcard protos/toolmesh/v1/*.proto)
 
 .PHONY: setup system-deps demo test lint protos crd perf wheels clean

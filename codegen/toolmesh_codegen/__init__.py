@@ -10,6 +10,7 @@ Also reachable as ``toolmesh.codegen``.
 
 from toolmesh_codegen._errors import (
     CodegenError,
+    IsolationUnavailable,
     LLMError,
     Problem,
     ProgramError,
@@ -21,16 +22,20 @@ from toolmesh_codegen._errors import (
     SandboxViolation,
     ValidationError,
 )
+from toolmesh_codegen._image import SandboxImage
+from toolmesh_codegen._jail import IsolationStatus, isolation_status
 from toolmesh_codegen.llm import LLMClient, LLMSettings, Usage
 from toolmesh_codegen.parallelize import Plan, parallelize, plan
 from toolmesh_codegen.run import Attempt, Generation, generate, run
-from toolmesh_codegen.sandbox import Limits, RunResult, Sandbox
+from toolmesh_codegen.sandbox import Limits, RunResult, Sandbox, require_isolation
 from toolmesh_codegen.validate import Program, check, find_problems
 
 __all__ = [
     "Attempt",
     "CodegenError",
     "Generation",
+    "IsolationStatus",
+    "IsolationUnavailable",
     "LLMClient",
     "LLMError",
     "LLMSettings",
@@ -44,6 +49,7 @@ __all__ = [
     "Sandbox",
     "SandboxCrashed",
     "SandboxError",
+    "SandboxImage",
     "SandboxMemoryError",
     "SandboxTimeout",
     "SandboxViolation",
@@ -52,7 +58,9 @@ __all__ = [
     "check",
     "find_problems",
     "generate",
+    "isolation_status",
     "parallelize",
     "plan",
+    "require_isolation",
     "run",
 ]

@@ -10,7 +10,8 @@ The tree, so callers can catch as broadly or as narrowly as they need::
         ├── SandboxViolation   the program tried something the sandbox forbids
         ├── SandboxTimeout     the program ran past its wall-clock limit and was killed
         ├── SandboxMemoryError the program ran out of its memory allowance
-        ├── SandboxCrashed     the sandbox process died (its exit status says how)
+        ├── SandboxCrashed     the sandbox process died or sent a malformed message
+        ├── IsolationUnavailable  this machine cannot jail programs (nothing ran)
         └── ProgramError       the program itself raised (type, message and line kept)
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CodegenError",
+    "IsolationUnavailable",
     "LLMError",
     "Problem",
     "ProgramError",
@@ -91,6 +93,19 @@ class SandboxMemoryError(SandboxError):
 
 class SandboxCrashed(SandboxError):
     """The sandbox process exited without answering."""
+
+
+class IsolationUnavailable(SandboxError):
+    """This machine cannot isolate untrusted programs (no user namespaces, no seccomp,
+    no bubblewrap); nothing ran, and nothing is run with weaker isolation instead."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"cannot run untrusted programs here: {reason}. They are refused rather than "
+            "run without isolation; for your own code, `toolmesh run --trusted` runs it "
+            "in-process"
+        )
+        self.reason = reason
 
 
 class ProgramError(SandboxError):

@@ -212,12 +212,28 @@ async def execute(
     return Outcome(value, None, elapsed, tracker.calls, tracker.rounds, output.text())
 
 
+#: Exception messages are cut to this many characters in the child, so a program
+#: cannot make the host hold a huge string.
+MESSAGE_LIMIT = 64 * 1024
+
+
+def _message(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # a message that cannot even be built is no message
+        return "<unprintable message>"
+    if len(text) > MESSAGE_LIMIT:
+        kept = MESSAGE_LIMIT - 64  # room for the note, so the whole stays under the limit
+        return text[:kept] + f"... [{len(text) - kept} characters cut]"
+    return text
+
+
 def _as_error(exc: BaseException) -> SandboxViolation | SandboxMemoryError | ProgramError:
     if isinstance(exc, SandboxViolation):
         return exc
     if isinstance(exc, MemoryError):
         return SandboxMemoryError("the program ran out of its memory allowance")
-    return ProgramError(type(exc).__name__, str(exc), _program_line(exc.__traceback__))
+    return ProgramError(type(exc).__name__, _message(exc), _program_line(exc.__traceback__))
 
 
 def _program_line(tb: TracebackType | None) -> int | None:

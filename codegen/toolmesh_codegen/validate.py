@@ -208,6 +208,7 @@ class _Checker(ast.NodeVisitor):
         self.async_depth = 0
         self.awaited: set[int] = set()  # id() of mesh calls that are awaited or gathered
         self.mesh_nodes: dict[int, ast.Call] = {}
+        self.module_uses: set[int] = set()  # id() of `toolmesh`/`asyncio`/`math` in `m.attr`
 
     def problem(self, node: ast.AST, message: str) -> None:
         line = getattr(node, "lineno", 1)
@@ -218,6 +219,13 @@ class _Checker(ast.NodeVisitor):
 
     def check_module(self, tree: ast.Module) -> None:
         self.bound = _bound_names(tree)
+        self.module_uses = {
+            id(node.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in MODULE_ATTRIBUTES
+        }
         for index, stmt in enumerate(tree.body):
             if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
                 if index == 0 and isinstance(stmt.value.value, str):
@@ -330,6 +338,15 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         self._check_name(node, node.id)
+        if (
+            node.id in MODULE_ATTRIBUTES
+            and isinstance(node.ctx, ast.Load)
+            and id(node) not in self.module_uses
+        ):
+            self.problem(
+                node,
+                f"use {node.id}.<name> directly; {node.id} cannot be aliased or passed around",
+            )
         if isinstance(node.ctx, ast.Load) and node.id not in self.bound:
             reason = REFUSED_BUILTINS.get(node.id)
             if reason is not None:
@@ -339,12 +356,16 @@ class _Checker(ast.NodeVisitor):
                     self.problem(node, f"the builtin {node.id} is not available")
                 else:
                     self.problem(node, f"name {node.id!r} is not defined")
-        if self.serial and node.id == "asyncio" and node.id not in self.bound:
+        if self.serial and node.id == "asyncio":
             self.problem(node, f"asyncio is not needed: {_SERIAL_HINT}")
 
     def _check_name(self, node: ast.AST, name: str) -> None:
         if name.startswith("_") and name != "_":
             self.problem(node, f"name {name!r}: names starting with an underscore are reserved")
+        elif name in MODULE_ATTRIBUTES and not (
+            isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+        ):
+            self.problem(node, f"{name} is predefined and cannot be rebound; choose another name")
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         reason = refused_attribute(node.attr)
@@ -356,11 +377,7 @@ class _Checker(ast.NodeVisitor):
         if isinstance(base, ast.Name) and base.id == "toolmesh" and node.attr == "call":
             # calls are handled in visit_Call, so this is toolmesh.call used as a value
             self.problem(node, 'call toolmesh.call("name", ...) directly; do not pass it around')
-        if (
-            isinstance(base, ast.Name)
-            and base.id in MODULE_ATTRIBUTES
-            and base.id not in self.bound
-        ):
+        if isinstance(base, ast.Name) and base.id in MODULE_ATTRIBUTES:
             allowed = MODULE_ATTRIBUTES[base.id]
             if allowed is not None and node.attr not in allowed:
                 names = ", ".join(f"{base.id}.{a}" for a in sorted(allowed))
@@ -499,7 +516,12 @@ def _to_json(value: Any) -> Any:
 
 
 def _bound_names(tree: ast.Module) -> set[str]:
-    """Every name the program binds anywhere (module-wide, flow-insensitive)."""
+    """Every name the program binds anywhere (module-wide, flow-insensitive).
+
+    The predefined modules are never counted as bound: binding them anywhere is a
+    problem of its own (``_Checker._check_name``), so no binding in one scope can switch
+    off the checks of ``toolmesh.``/``asyncio.`` uses in another.
+    """
     bound: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
@@ -510,14 +532,4 @@ def _bound_names(tree: ast.Module) -> set[str]:
             bound.add(node.arg)
         elif isinstance(node, ast.alias):
             bound.add(node.asname or node.name)
-    # imports of the allowed modules do not count as rebinding them
-    return bound - {m for m in MODULE_ATTRIBUTES if not _rebinds(tree, m)}
-
-
-def _rebinds(tree: ast.Module, name: str) -> bool:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load):
-            return True
-        if isinstance(node, ast.arg) and node.arg == name:
-            return True
-    return False
+    return bound - set(MODULE_ATTRIBUTES)

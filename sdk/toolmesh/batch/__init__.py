@@ -6,7 +6,14 @@ toolmesh report results.jsonl --node-type cpu-2core
 
 from toolmesh.batch._jsonl import ResultsFile, read_results
 from toolmesh.batch._report import Report, build_report, load_prices
-from toolmesh.batch._runner import BatchConfig, BatchSummary, list_images, load_program, run_batch
+from toolmesh.batch._runner import (
+    BatchConfig,
+    BatchSummary,
+    SolverFactory,
+    list_images,
+    load_program,
+    run_batch,
+)
 from toolmesh.batch._transport import CallRecord, RecordingTransport
 
 __all__ = [
@@ -16,6 +23,7 @@ __all__ = [
     "RecordingTransport",
     "Report",
     "ResultsFile",
+    "SolverFactory",
     "build_report",
     "list_images",
     "load_prices",

@@ -27,13 +27,25 @@ from toolmesh.batch._jsonl import ResultsFile
 from toolmesh.batch._transport import TRANSIENT, CallRecord, RecordingTransport, current_calls
 from toolmesh.wire import result_to_json
 
-__all__ = ["BatchConfig", "BatchSummary", "list_images", "load_program", "run_batch"]
+__all__ = [
+    "BatchConfig",
+    "BatchSummary",
+    "SolverFactory",
+    "list_images",
+    "load_program",
+    "run_batch",
+]
 
 tracer = trace.get_tracer(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 Program = Callable[[Any], Awaitable[Any]]
+
+#: Turns a program file into its ``solve``: ``load_program`` (in-process, the default)
+#: or e.g. ``toolmesh_codegen.batch.sandboxed_solver``. A solver with an ``aclose()``
+#: coroutine method is closed when the batch ends.
+SolverFactory = Callable[[Path], Program]
 
 
 def load_program(path: Path) -> Program:
@@ -66,6 +78,7 @@ class BatchConfig:
     resume: bool = False
     timeout: float | None = 120.0
     label: str = "toolmesh"
+    solver: SolverFactory | None = None
 
 
 @dataclass
@@ -135,7 +148,7 @@ async def run_batch(
     on_task: Callable[[dict[str, Any] | None], None] | None = None,
 ) -> BatchSummary:
     """Run every task not already in ``config.out``; see the module docstring."""
-    solve = load_program(config.program)
+    solve = (config.solver or load_program)(config.program)
     images = list_images(config.images)
     results = ResultsFile(config.out, resume=config.resume)
     done = results.done_tasks() if config.resume else set()
@@ -171,6 +184,9 @@ async def run_batch(
             await asyncio.gather(*(worker() for _ in range(max(1, config.concurrency))))
     finally:
         results.close()
+        close = getattr(solve, "aclose", None)
+        if close is not None:
+            await close()
         await client.aclose()
     summary.seconds = time.perf_counter() - started
     summary.unfinished.sort()
