@@ -8,6 +8,7 @@ registry → checked, provably equivalent parallel programs → sandboxed runs.
 Also reachable as ``toolmesh.codegen``.
 """
 
+from toolmesh_codegen import batch  # the sandboxed solver of `toolmesh run`
 from toolmesh_codegen._errors import (
     CodegenError,
     IsolationUnavailable,
@@ -55,6 +56,7 @@ __all__ = [
     "SandboxViolation",
     "Usage",
     "ValidationError",
+    "batch",
     "check",
     "find_problems",
     "generate",

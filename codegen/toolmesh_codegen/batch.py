@@ -12,6 +12,7 @@ reaches the runner as that same exception, so the task is left for ``--resume``.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -74,17 +75,23 @@ class SandboxedSolver:
 
 
 def sandboxed_solver(
-    program: Path, *, limits: Limits | None = None, pool: int = DEFAULT_POOL
+    program: Path,
+    *,
+    functions: Iterable[toolmesh.FunctionInfo] | None = None,
+    limits: Limits | None = None,
+    pool: int = DEFAULT_POOL,
 ) -> SandboxedSolver:
     """A solver for ``program`` that runs it sandboxed; a ``SolverFactory``.
 
-    The program is checked against the contract now (structure; the child checks it
-    again before every run). Isolation is checked on the first run.
+    The program is checked now, as ``toolmesh.codegen.run`` checks it: against the
+    contract, and, given the registry (``functions``), every mesh call against its
+    function's schema. The child checks the structure again before every run.
+    Isolation is checked on the first run.
 
     Raises:
         ValidationError: the program breaks the contract.
         OSError: the file cannot be read.
     """
     source = program.read_text()
-    check(source, None, serial=False)
+    check(source, functions, serial=False)
     return SandboxedSolver(source, limits=limits, pool=pool)

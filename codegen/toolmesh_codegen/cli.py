@@ -17,7 +17,15 @@ from rich.rule import Rule
 from rich.syntax import Syntax
 
 import toolmesh
-from toolmesh.cli.common import AddressOpt, console, err
+from toolmesh.cli.common import (
+    AddressOpt,
+    console,
+    err,
+    err_line,
+    fail,
+    image_file,
+    program_source,
+)
 from toolmesh.wire import result_to_json
 from toolmesh_codegen._errors import CodegenError, ValidationError
 from toolmesh_codegen.llm import LLMClient, LLMSettings
@@ -63,14 +71,17 @@ def ask(
 
     The LLM is any OpenAI-compatible endpoint: OPENAI_BASE_URL, OPENAI_API_KEY.
     """
-    if image is not None and not image.is_file():
-        err.print(f"[red]error:[/red] {image}: no such file")
-        raise typer.Exit(2)
+    if image is not None:
+        try:
+            image_file("image", str(image))
+        except toolmesh.ArgumentError as exc:
+            raise fail(str(exc), 2) from exc
     try:
         code = asyncio.run(_ask(question, image, save, address, model, repairs, timeout))
+    except toolmesh.RemoteError as exc:
+        raise fail(f"{exc.code.name}: {exc.details}") from exc
     except (CodegenError, toolmesh.ToolmeshError) as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        raise typer.Exit(1) from exc
+        raise fail(str(exc)) from exc
     if code:
         raise typer.Exit(code)
 
@@ -110,7 +121,7 @@ async def _ask(
     try:
         program.check_inputs(inputs)
     except TypeError as exc:
-        err.print(f"[red]error:[/red] {exc}: pass the picture with --image")
+        err_line(f"{exc}: pass the picture with --image")
         return 2
     async with Sandbox(gateway, limits=Limits(timeout_s=timeout)) as sandbox:
         with console.status("running the serial program…"):
@@ -140,14 +151,11 @@ def parallelize_file(
     ] = None,
 ) -> None:
     """Rewrite a serial program so that its independent calls run concurrently."""
+    source = program_source(path)
     try:
-        result = plan(path.read_text())
-    except OSError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        result = plan(source)
     except ValidationError as exc:
-        err.print(f"[red]error:[/red] {path}: {exc}", markup=True, highlight=False)
-        raise typer.Exit(2) from exc
+        raise fail(f"{path}: {exc}", 2) from exc
     if output is None:
         sys.stdout.write(result.source)
     else:

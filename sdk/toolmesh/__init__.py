@@ -32,12 +32,13 @@ from toolmesh._extensions import MissingPart
 from toolmesh._functions import FunctionInfo
 from toolmesh._sync import SyncClient
 from toolmesh._transport import AsyncTransport, GrpcTransport, Metadata
-from toolmesh.wire import RawImage, WireFormatError
+from toolmesh.wire import ArgumentError, RawImage, WireFormatError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "USE_CLIENT_DEFAULT",
+    "ArgumentError",
     "AsyncTransport",
     "AuthError",
     "Cancelled",

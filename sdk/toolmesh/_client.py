@@ -15,7 +15,13 @@ from toolmesh._exceptions import Cancelled, ClientClosed, map_grpc_errors
 from toolmesh._functions import FunctionInfo
 from toolmesh._transport import AsyncTransport, GrpcTransport, Metadata
 from toolmesh.v1 import functions_pb2
-from toolmesh.wire import decode_value, fill_value, raw_image_to_pil
+from toolmesh.wire import (
+    ArgumentError,
+    WireFormatError,
+    decode_value,
+    fill_value,
+    raw_image_to_pil,
+)
 
 __all__ = ["Client", "ClientState"]
 
@@ -151,7 +157,8 @@ class Client:
             InvalidArgument: arguments or an image were rejected.
             Unavailable: the gateway or model server is down.
             DeadlineExceeded: the call took longer than ``timeout``.
-            WireFormatError: an argument has a type that cannot be sent.
+            ArgumentError: an argument cannot be sent (a type the wire cannot carry, an
+                image path that is no readable file); a ``WireFormatError``.
         """
         request = build_call_request(function, arguments)
         transport = self._core.transport_for_use()
@@ -209,5 +216,10 @@ def build_call_request(function: str, arguments: Mapping[str, Any]) -> functions
         raise TypeError("the function name must be a non-empty string")
     request = functions_pb2.CallRequest(function=function)
     for name, value in arguments.items():
-        fill_value(request.arguments[name], value)
+        try:
+            fill_value(request.arguments[name], value)
+        except ArgumentError:
+            raise
+        except WireFormatError as exc:
+            raise ArgumentError(name, str(exc)) from exc
     return request

@@ -3,6 +3,8 @@
 The tree, so callers can catch as broadly or as narrowly as they need::
 
     ToolmeshError
+    ├── WireFormatError         a value cannot be put on the wire (toolmesh.wire)
+    │   └── ArgumentError       …naming the call's argument (e.g. a missing image file)
     ├── ClientClosed            the client was used after ``aclose()``
     ├── Cancelled               the call was cancelled by this client
     └── RemoteError             the gateway answered with a non-OK gRPC status

@@ -36,6 +36,7 @@ __all__ = [
     "encode_value",
     "fill_value",
     "raw_image_to_pil",
+    "read_image_file",
     "result_to_json",
     "tensor_to_array",
 ]
@@ -65,6 +66,18 @@ TENSOR_DTYPES = frozenset(
 
 class WireFormatError(ToolmeshError, ValueError):
     """A value cannot be represented on the wire, or a wire value is malformed."""
+
+
+class ArgumentError(WireFormatError):
+    """A call's argument cannot be sent as given; raised before any request, naming it.
+
+    Attributes:
+        argument: The argument's name (``image``).
+    """
+
+    def __init__(self, argument: str, problem: str) -> None:
+        super().__init__(f"argument {argument}: {problem}")
+        self.argument = argument
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -180,8 +193,7 @@ def fill_value(target: values_pb2.Value, obj: Any) -> None:
     elif isinstance(obj, np.ndarray):
         _fill_image(target.image_value, RawImage(array=obj))
     elif isinstance(obj, os.PathLike):
-        with open(obj, "rb") as fh:
-            target.image_value.encoded = fh.read()
+        target.image_value.encoded = read_image_file(obj)
     elif isinstance(obj, Mapping):
         fields = target.struct_value.fields
         target.struct_value.SetInParent()  # an empty mapping is still a struct
@@ -200,6 +212,23 @@ def fill_value(target: values_pb2.Value, obj: Any) -> None:
         raise WireFormatError(
             f"cannot send a value of type {type(obj).__module__}.{type(obj).__name__}"
         )
+
+
+def read_image_file(path: os.PathLike[str] | str) -> bytes:
+    """The bytes of an image file; a path that cannot be one is a :class:`WireFormatError`.
+
+    ``OSError`` would say ``[Errno 21] Is a directory: '.'``; this says which
+    path and what is wrong with it, and the client adds the argument's name.
+    """
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError as exc:
+        raise WireFormatError(f"no such file: {os.fspath(path)!r}") from exc
+    except IsADirectoryError as exc:
+        raise WireFormatError(f"{os.fspath(path)!r} is a directory, not an image file") from exc
+    except OSError as exc:
+        raise WireFormatError(f"cannot read {os.fspath(path)!r}: {exc.strerror}") from exc
 
 
 def _is_pil_image(obj: Any) -> bool:

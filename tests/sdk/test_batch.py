@@ -62,6 +62,12 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
     )
 
 
+def run_trusted(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``toolmesh run --trusted``: PROGRAM is our own code (it imports NumPy)."""
+    assert args[0] == "run"
+    return run_cli("run", "--trusted", *args[1:], timeout=timeout)
+
+
 def test_torn_last_line_is_dropped_on_resume(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     path.write_text('{"task": 0, "ok": true}\n{"task": 1, "ok": tr')
@@ -77,7 +83,7 @@ def test_kill_then_resume_runs_every_task_exactly_once(
 ) -> None:
     tasks = 40
     reference = tmp_path / "reference.jsonl"
-    done = run_cli(
+    done = run_trusted(
         "run",
         str(program),
         "--images",
@@ -95,7 +101,7 @@ def test_kill_then_resume_runs_every_task_exactly_once(
 
     out = tmp_path / "killed.jsonl"
     runner = subprocess.Popen(
-        [TOOLMESH, "run", str(program), "--images", str(STREET_FRAMES), "--tasks", str(tasks),
+        [TOOLMESH, "run", "--trusted", str(program), "--images", str(STREET_FRAMES), "--tasks", str(tasks),
          "--concurrency", "4", "--out", str(out), "--address", address],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -107,7 +113,7 @@ def test_kill_then_resume_runs_every_task_exactly_once(
     partial = len(by_task(out))
     assert 8 <= partial < tasks, f"kill came too late to test anything ({partial} written)"
 
-    resumed = run_cli(
+    resumed = run_trusted(
         "run",
         str(program),
         "--images",
@@ -174,9 +180,9 @@ def test_baseline_gives_the_same_results_as_the_mesh(
     address: str, program: Path, tmp_path: Path
 ) -> None:
     mesh_out, base_out = tmp_path / "mesh.jsonl", tmp_path / "baseline.jsonl"
-    assert run_cli("run", str(program), "--images", str(STREET_FRAMES), "--tasks", "6",
+    assert run_trusted("run", str(program), "--images", str(STREET_FRAMES), "--tasks", "6",
                    "--out", str(mesh_out), "--address", address).returncode == 0  # fmt: skip
-    done = run_cli("run", str(program), "--images", str(STREET_FRAMES), "--tasks", "6",
+    done = run_trusted("run", str(program), "--images", str(STREET_FRAMES), "--tasks", "6",
                    "--out", str(base_out), "--baseline")  # fmt: skip
     assert done.returncode == 0, done.stderr
     mesh_records, base_records = by_task(mesh_out), by_task(base_out)
@@ -212,7 +218,7 @@ def test_report_numbers_match_an_independent_computation(
     address: str, program: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "r.jsonl"
-    assert run_cli("run", str(program), "--images", str(STREET_FRAMES), "--tasks", "10",
+    assert run_trusted("run", str(program), "--images", str(STREET_FRAMES), "--tasks", "10",
                    "--out", str(out), "--address", address).returncode == 0  # fmt: skip
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     prices = load_prices()

@@ -6,7 +6,31 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["parse_assignments"]
+from toolmesh.wire import ArgumentError
+
+__all__ = ["image_file", "parse_assignments"]
+
+
+def image_file(name: str, text: str) -> Path:
+    """The image file an argument names: ``path`` or, as curl writes it, ``@path``.
+
+    Raises:
+        ArgumentError: empty, missing, a directory, or unreadable (named, in one line).
+    """
+    given = text[1:] if text.startswith("@") else text
+    if not given:
+        raise ArgumentError(name, "needs an image file, e.g. image=frame.jpg")
+    path = Path(given)
+    if not path.exists():
+        raise ArgumentError(name, f"no such file: {given!r}")
+    if not path.is_file():
+        raise ArgumentError(name, f"{given!r} is not a file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ArgumentError(name, f"cannot read {given!r}: {exc.strerror}") from exc
+    return path
 
 
 def _coerce(name: str, text: str, schema: dict[str, Any]) -> Any:
@@ -26,7 +50,7 @@ def _coerce(name: str, text: str, schema: dict[str, Any]) -> Any:
     except ValueError as exc:
         raise ValueError(f"argument {name}: {text!r} is not a valid {kind}") from exc
     if schema.get("format") == "image":
-        return Path(text)
+        return image_file(name, text)
     return text
 
 

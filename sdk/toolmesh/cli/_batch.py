@@ -21,7 +21,52 @@ from rich.table import Table
 
 import toolmesh
 from toolmesh._extensions import MissingPart, load
-from toolmesh.cli.common import AddressOpt, app, console, err, fail
+from toolmesh.cli.common import AddressOpt, app, console, err, fail, program_source, run_async
+
+
+def _image_folder(images: Path) -> int:
+    from toolmesh.batch import list_images
+
+    if not images.is_dir():
+        raise fail(f"{images}: {'not a folder' if images.exists() else 'no such folder'}", 2)
+    try:
+        return len(list_images(images))
+    except ValueError as exc:
+        raise fail(str(exc), 2) from exc
+
+
+def _sandboxed_solver(address: str | None) -> Any:
+    """A solver factory that runs each task in the codegen sandbox, checked against the registry.
+
+    Refuses, naming ``--trusted``, where toolmesh-codegen is missing or the kernel
+    gives no isolation: untrusted code never runs weaker than the sandbox.
+    """
+    try:
+        codegen = load(
+            "codegen",
+            part="codegen",
+            feature="`toolmesh run` (sandboxed; --trusted runs your own code in-process)",
+        )
+    except MissingPart as exc:
+        raise fail(str(exc)) from exc
+    try:
+        codegen.require_isolation()
+    except codegen.IsolationUnavailable as exc:
+        raise fail(str(exc)) from exc
+
+    async def registry() -> list[toolmesh.FunctionInfo]:
+        async with toolmesh.Client(address) as client:
+            return await client.functions()
+
+    functions = run_async(registry())
+
+    def factory(path: Path) -> Any:
+        try:
+            return codegen.batch.sandboxed_solver(path, functions=functions)
+        except codegen.ValidationError as exc:  # a usage mistake: the program breaks the rules
+            raise ValueError(f"{path}: {exc}") from exc
+
+    return factory
 
 
 @app.command()
@@ -32,24 +77,40 @@ def run(
     tasks: Annotated[int, typer.Option(help="Number of tasks.")] = 0,
     concurrency: Annotated[int, typer.Option(help="Tasks in flight at once.")] = 8,
     resume: Annotated[bool, typer.Option(help="Skip tasks already in --out.")] = False,
+    trusted: Annotated[
+        bool,
+        typer.Option(
+            help="Run the program in this process, unsandboxed: only for code you wrote. "
+            "Without it the program runs in the codegen sandbox (toolmesh-codegen) and is "
+            "checked against the registry first, as toolmesh.codegen.run does."
+        ),
+    ] = False,
     baseline: Annotated[
-        bool, typer.Option(help="All models in this process, serial: the paper's monolith.")
+        bool,
+        typer.Option(
+            help="All models in this process, serial: the paper's monolith (implies --trusted)."
+        ),
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds per call.")] = 120.0,
     address: AddressOpt = None,
 ) -> None:
-    """Run a program over many images with bounded concurrency, resumably."""
-    from toolmesh.batch import BatchConfig, list_images, run_batch
+    """Run a program over many images with bounded concurrency, resumably, sandboxed by default."""
+    from toolmesh.batch import BatchConfig, load_program, run_batch
 
-    try:
-        count = tasks or len(list_images(images))
-    except (OSError, ValueError) as exc:
-        raise fail(str(exc), 2) from exc
+    program_source(program)
+    count = tasks or _image_folder(images)
+    if tasks:
+        _image_folder(images)
     if baseline:
         try:
             baseline_transport = load("inprocess", part="local", feature="--baseline")
         except MissingPart as exc:
             raise fail(str(exc)) from exc
+    factory = load_program if trusted or baseline else _sandboxed_solver(address)
+    try:  # the program is loaded (trusted) or checked (sandboxed) before any progress is drawn
+        solve = factory(program)
+    except (OSError, ValueError) as exc:
+        raise fail(str(exc), 2) from exc
     config = BatchConfig(
         program=program,
         images=images,
@@ -59,6 +120,7 @@ def run(
         resume=resume,
         timeout=timeout,
         label="baseline" if baseline else "toolmesh",
+        solver=lambda _program: solve,
     )
 
     async def main() -> Any:
@@ -129,7 +191,14 @@ def report(
     from toolmesh.batch import build_report, load_prices, read_results
     from toolmesh.batch._plots import plot_costs, plot_timeline
 
-    records = read_results(results)
+    if not results.is_file():
+        raise fail(f"{results}: {'not a file' if results.exists() else 'no such file'}", 2)
+    try:
+        records = read_results(results)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise fail(f"{results}: not a JSON-lines results file ({exc})", 2) from exc
+    if not all(isinstance(r, dict) and "task" in r for r in records):
+        raise fail(f"{results}: not a results file of `toolmesh run` (lines without 'task')", 2)
     try:
         price_table = load_prices(prices)
         nodes = _parse_nodes(node_type or ["cpu-2core"])

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 import toolmesh
-from toolmesh.cli._args import parse_assignments
+from toolmesh.cli._args import image_file, parse_assignments
 from toolmesh.cli.common import AddressOpt, app, console, err, fail, run_async
 from toolmesh.local_state import MeshState, default_run_dir
 from toolmesh.wire import result_to_json
@@ -134,9 +134,7 @@ def call(
             info = await client.function(name)
             arguments = parse_assignments(assignments or [], info.parameters_schema)
             if image is not None:
-                if not image.is_file():
-                    raise fail(f"{image}: no such file")
-                arguments["image"] = image
+                arguments["image"] = image_file("image", str(image))
             return await client.call(name, **arguments)
 
     try:
