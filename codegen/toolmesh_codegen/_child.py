@@ -196,6 +196,9 @@ def _unchecked(code: str) -> dict[str, Any]:
 
 async def _serve(sock: socket.socket) -> None:
     reader, writer = await asyncio.open_connection(sock=sock)
+    # drain() returns only once the transport's buffer is empty: the process exits
+    # right after its answer, and must not take the answer's tail with it
+    writer.transport.set_write_buffer_limits(high=0)
     channel = _Channel(reader, writer)
     request = await channel.read()
     if request is None:
@@ -211,6 +214,8 @@ async def _serve(sock: socket.socket) -> None:
         payload = {"error": {"kind": "internal", "message": tail}}
     await channel.send({"done": payload})
     dispatcher.cancel()
+    writer.close()
+    await writer.wait_closed()
 
 
 def serve_one(sock: socket.socket, confine: Callable[[], None]) -> None:
