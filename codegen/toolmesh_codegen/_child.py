@@ -11,6 +11,7 @@ proxies), at most ``MAX_RESULT`` bytes and nested at most ``MAX_DEPTH`` deep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import socket
@@ -194,6 +195,10 @@ def _unchecked(code: str) -> dict[str, Any]:
     return {"value": plain(namespace.get("result"))}
 
 
+#: How long a finished child waits for the host to close its end before it exits anyway.
+_HANG_UP_S = 5.0
+
+
 async def _serve(sock: socket.socket) -> None:
     reader, writer = await asyncio.open_connection(sock=sock)
     # drain() returns only once the transport's buffer is empty: the process exits
@@ -214,8 +219,11 @@ async def _serve(sock: socket.socket) -> None:
         payload = {"error": {"kind": "internal", "message": tail}}
     await channel.send({"done": payload})
     dispatcher.cancel()
-    writer.close()
-    await writer.wait_closed()
+    # Stay until the host hangs up: it may still be answering calls of tasks this run
+    # left behind, and a reply written to a socket that is already gone would break
+    # the host's side of it before it has read the answer.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(reader.read(), _HANG_UP_S)
 
 
 def serve_one(sock: socket.socket, confine: Callable[[], None]) -> None:
