@@ -406,3 +406,4 @@ def test_pool_placements_keep_the_cpu_gpu_split_of_the_repository() -> None:
         pool = load_placement(path)
         for model in available_models():
             assert pool.for_model(model).kind == base.for_model(model).kind, (path, model)
+            assert pool.for_model(model).batching == base.for_model(model).batching, (path, model)

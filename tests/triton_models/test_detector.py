@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from toolmesh.data import STREET_FRAMES
 from toolmesh_models.coco import LABELS, resolve
-from toolmesh_models.detector import WEIGHTS_FILE, Detector, postprocess
+from toolmesh_models.detector import (
+    INPUT_SIZE,
+    WEIGHTS_FILE,
+    Detector,
+    input_from_pil,
+    postprocess,
+    preprocess,
+)
 from toolmesh_models.errors import ArgumentError
-from toolmesh_models.imaging import decode
+from toolmesh_models.imaging import decode, decode_reduced
 from toolmesh_models.paths import weights_dir
 
 STREET = STREET_FRAMES
@@ -105,3 +114,35 @@ def test_weights_dir_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     assert weights_dir() == tmp_path
     monkeypatch.delenv("TOOLMESH_WEIGHTS_DIR")
     assert (weights_dir() / WEIGHTS_FILE).is_file()
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = np.maximum(a[:2], b[:2])
+    x2, y2 = np.minimum(a[2:], b[2:])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / area)
+
+
+def test_the_reduced_path_feeds_the_network_what_the_array_path_does() -> None:
+    data = (STREET / "frame_000.jpg").read_bytes()
+    reduced = decode_reduced(data, (INPUT_SIZE, INPUT_SIZE))
+    assert reduced is not None
+    assert np.array_equal(input_from_pil(reduced.image), preprocess(decode(data)))
+
+
+def test_a_large_frame_decoded_at_half_scale_gives_the_same_people(detector: Detector) -> None:
+    large = io.BytesIO()
+    Image.open(STREET / "frame_000.jpg").resize((1536, 1152)).save(large, format="JPEG", quality=92)
+    data = large.getvalue()
+    reduced = decode_reduced(data, (INPUT_SIZE, INPUT_SIZE))
+    assert reduced is not None and reduced.image.size == (768, 576)
+    people = resolve("person")
+    fast = postprocess(detector.infer(input_from_pil(reduced.image)), *reduced.size,
+                       classes=people, threshold=0.4)  # fmt: skip
+    full = detector.detect(decode(data), classes=people, threshold=0.4)
+    assert len(full.boxes) >= 3
+    assert abs(len(fast.boxes) - len(full.boxes)) <= 1
+    # every confident person of the full decode is found again, in the same place
+    for box in full.boxes[: len(full.boxes) - 1]:
+        assert max(_iou(box, other) for other in fast.boxes) > 0.7

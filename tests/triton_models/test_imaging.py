@@ -14,7 +14,7 @@ from PIL import Image
 
 from toolmesh.data import STREET_FRAMES
 from toolmesh_models.errors import ArgumentError
-from toolmesh_models.imaging import check_array, decode, to_rgb8, to_uint8
+from toolmesh_models.imaging import check_array, decode, decode_reduced, to_rgb8, to_uint8
 
 STREET = STREET_FRAMES
 ADAM7 = [
@@ -324,3 +324,40 @@ def test_to_uint8_and_rgb8() -> None:
     assert to_rgb8(grey).tolist() == [[[7, 7, 7]]]
     rgba = np.array([[[1, 2, 3, 4]]], dtype=np.uint8)
     assert to_rgb8(rgba).tolist() == [[[1, 2, 3]]]
+
+
+def _jpeg(size: tuple[int, int], *, exif: Image.Exif | None = None) -> bytes:
+    frame = Image.open(STREET_FRAMES / "frame_000.jpg").convert("RGB").resize(size)
+    out = io.BytesIO()
+    frame.save(out, format="JPEG", quality=90, **({"exif": exif} if exif is not None else {}))
+    return out.getvalue()
+
+
+def test_decode_reduced_uses_jpeg_dct_scaling_at_twice_the_target() -> None:
+    reduced = decode_reduced(_jpeg((1536, 1152)), (512, 512))
+    assert reduced is not None
+    assert reduced.size == (1536, 1152)  # what boxes are reported in
+    assert reduced.image.size == (768, 576) and reduced.image.mode == "RGB"  # libjpeg's 1/2
+
+
+def test_decode_reduced_below_twice_the_target_is_the_full_decode() -> None:
+    data = (STREET_FRAMES / "frame_000.jpg").read_bytes()
+    reduced = decode_reduced(data, (512, 512))
+    assert reduced is not None and reduced.size == (768, 576)
+    assert np.array_equal(np.asarray(reduced.image), decode(data))
+
+
+def test_decode_reduced_leaves_every_other_file_to_decode() -> None:
+    rgba = io.BytesIO()
+    Image.new("RGBA", (8, 8), (1, 2, 3, 4)).save(rgba, format="PNG")
+    rotated = Image.Exif()
+    rotated[0x0112] = 6
+    deep = io.BytesIO()
+    Image.fromarray(np.full((4, 4), 40000, dtype=np.uint16)).save(deep, format="PNG")
+    for data in (rgba.getvalue(), _jpeg((64, 48), exif=rotated), deep.getvalue(), b"garbage"):
+        assert decode_reduced(data, (512, 512)) is None
+
+
+def test_decode_reduced_refuses_oversized_images() -> None:
+    with pytest.raises(ArgumentError, match="more than the limit of 1,000"):
+        decode_reduced(_jpeg((64, 48)), (512, 512), max_pixels=1000)

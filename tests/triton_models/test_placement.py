@@ -8,13 +8,14 @@ import pytest
 from tritonclient.grpc import model_config_pb2
 
 from toolmesh_models.errors import PlacementError
+from toolmesh_models.paths import REPOSITORY
 from toolmesh_models.placement import (
     detect_gpus,
     instance_groups,
     load_placement,
     parse_placement,
 )
-from toolmesh_models.repository import available_models
+from toolmesh_models.repository import available_models, read_config, render_repository
 
 CPU = model_config_pb2.ModelInstanceGroup.KIND_CPU
 GPU = model_config_pb2.ModelInstanceGroup.KIND_GPU
@@ -213,3 +214,41 @@ def test_detect_gpus_failing_nvidia_smi(tmp_path: Path, monkeypatch: pytest.Monk
         else 0
     )
     assert detect_gpus() == list(range(expected))
+
+
+def test_batching_follows_the_device(tmp_path: Path) -> None:
+    placement = parse_placement(
+        {
+            "models": {
+                "find": {"count": 2, "batching": "gpu"},
+                "compute_depth": {"batching": "never"},
+            }
+        },
+        source="test.yaml",
+    )
+    chosen = ["find", "compute_depth", "best_image_match"]
+    render_repository(tmp_path / "cpu", placement=placement, gpus=[], models=chosen)
+    render_repository(tmp_path / "gpu", placement=placement, gpus=[0], models=chosen)
+
+    def batched(machine: str, model: str) -> bool:
+        return read_config(tmp_path / machine / model / "config.pbtxt").HasField("dynamic_batching")
+
+    committed = read_config(REPOSITORY / "best_image_match" / "config.pbtxt")
+    assert read_config(REPOSITORY / "compute_depth" / "config.pbtxt").HasField("dynamic_batching")
+    assert read_config(REPOSITORY / "find" / "config.pbtxt").HasField("dynamic_batching")
+    # a batch-1 forward pass on the CPU: no batcher, so no instance waits behind a batch-mate
+    assert not batched("cpu", "find")
+    assert batched("gpu", "find")
+    assert not batched("cpu", "compute_depth") and not batched("gpu", "compute_depth")
+    # "always" (the default) keeps what the committed config says, on either machine
+    assert batched("cpu", "best_image_match") == committed.HasField("dynamic_batching")
+    assert batched("gpu", "best_image_match") == committed.HasField("dynamic_batching")
+
+
+def test_batching_value_is_checked() -> None:
+    with pytest.raises(PlacementError, match=r"models\.find\.batching: must be one of"):
+        parse_placement({"models": {"find": {"batching": "sometimes"}}}, source="p.yaml")
+
+
+def test_committed_find_is_batched_only_on_gpus() -> None:
+    assert load_placement().for_model("find").batching == "gpu"

@@ -51,9 +51,12 @@ def test_render_every_model(tmp_path: Path, gpus: list[int], expected_find: list
         else:  # one instance per GPU, each on its own device; one on the CPU without GPUs
             expected = [(GPU, 1, [g]) for g in gpus] or [(CPU, 1, [])]
         assert groups == expected, name
-        # Everything but the placement is kept.
+        # Everything but the placement is kept; find's dynamic batcher only on GPUs.
         del committed.instance_group[:]
         del config.instance_group[:]
+        if name == "find" and not gpus:
+            assert not config.HasField("dynamic_batching")
+            committed.ClearField("dynamic_batching")
         assert config == committed, name
         assert (dest / name / "1" / "model.py").read_text() == (
             REPOSITORY / name / "1" / "model.py"

@@ -11,7 +11,11 @@ writes ``run(**arguments) -> {output name: array}``:
   scalars;
 - each request gets exactly one response: an :class:`ArgumentError` becomes an
   ``INVALID_ARG`` error for that request alone, any other exception an
-  ``INTERNAL`` error whose traceback goes to Triton's log.
+  ``INTERNAL`` error whose traceback goes to Triton's log;
+- time spent per stage (``decode`` for every image input, and whatever stages a
+  model times with :meth:`FunctionModel.stage`) is counted in Triton's custom
+  metrics, ``toolmesh_stage_duration_us`` and ``toolmesh_stage_count`` labelled
+  by model and stage, on Triton's ``/metrics`` beside its own.
 
 ``triton_python_backend_utils`` only exists inside Triton's python backend stub;
 it is imported here and nowhere else, so the rest of the package (and this
@@ -20,9 +24,12 @@ module's import) works without Triton.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -35,9 +42,56 @@ try:
 except ImportError:  # outside Triton: tests, tooling, documentation builds
     pb_utils = None
 
-__all__ = ["FunctionModel"]
+__all__ = ["STAGE_COUNT", "STAGE_DURATION", "FunctionModel"]
 
 ARRAY_SUFFIX = "_array"
+
+STAGE_DURATION = "toolmesh_stage_duration_us"
+"""Custom metric: microseconds spent per stage (a counter; divide by the count)."""
+STAGE_COUNT = "toolmesh_stage_count"
+"""Custom metric: how many times each stage ran (a counter)."""
+
+
+class _StageMetrics:
+    """Per-stage counters in Triton's metrics registry; inert outside Triton.
+
+    Families are shared by name across models and instances (Triton merges
+    same-named families), so one scrape shows every model's stages.
+    """
+
+    def __init__(self, model: str) -> None:
+        self._model = model
+        self._metrics: dict[str, tuple[Any, Any]] = {}
+        family = getattr(pb_utils, "MetricFamily", None)
+        self._families = (
+            (
+                family(
+                    name=STAGE_DURATION,
+                    description="Microseconds spent in each stage of a toolmesh model",
+                    kind=family.COUNTER,
+                ),
+                family(
+                    name=STAGE_COUNT,
+                    description="Times each stage of a toolmesh model ran",
+                    kind=family.COUNTER,
+                ),
+            )
+            if family is not None
+            else None
+        )
+
+    def add(self, stage: str, micros: float) -> None:
+        if self._families is None:
+            return
+        metrics = self._metrics.get(stage)
+        if metrics is None:
+            labels = {"model": self._model, "stage": stage}
+            metrics = self._metrics[stage] = (
+                self._families[0].Metric(labels=labels),
+                self._families[1].Metric(labels=labels),
+            )
+        metrics[0].increment(micros)
+        metrics[1].increment(1)
 
 
 class FunctionModel:
@@ -107,6 +161,7 @@ class FunctionModel:
                 f"{self.name}: run() takes {sorted(accepted)} but config.pbtxt declares "
                 f"parameters {sorted(declared)}"
             )
+        self._stage_metrics = _StageMetrics(self.name)
         self.setup()
         self.log(f"instance ready ({self.instance_kind} {self.device_id})")
 
@@ -116,6 +171,28 @@ class FunctionModel:
 
     def setup(self) -> None:
         """Load what the model needs (weights, sessions); called once per instance."""
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Count the time of the ``with`` block as stage ``name`` in Triton's metrics.
+
+        Outside Triton (the in-process baseline, tests) nothing is recorded.
+        """
+        started = time.perf_counter_ns()
+        try:
+            yield
+        finally:
+            metrics = getattr(self, "_stage_metrics", None)
+            if metrics is not None:
+                metrics.add(name, (time.perf_counter_ns() - started) / 1000)
+
+    def decode_image(self, name: str, data: bytes) -> Any:
+        """An encoded image input as :meth:`run` receives it: by default an H × W × C array.
+
+        A model that resizes every image anyway (the detector) overrides this to
+        decode straight to what it needs.
+        """
+        return imaging.decode(data)
 
     def run(self, **arguments: Any) -> dict[str, Any]:
         """Compute one request's outputs.
@@ -230,7 +307,8 @@ class FunctionModel:
                     f"{name + ARRAY_SUFFIX!r} (pixels, height × width × channels)"
                 )
             if encoded is not None:
-                arguments[name] = imaging.decode(encoded.tobytes())
+                with self.stage("decode"):
+                    arguments[name] = self.decode_image(name, encoded.tobytes())
             else:
                 arguments[name] = imaging.check_array(pixels, name=name + ARRAY_SUFFIX)
         for name, scalar in self._scalars.items():

@@ -21,7 +21,15 @@ from .coco import LABELS
 from .errors import ArgumentError
 from .imaging import to_rgb8
 
-__all__ = ["WEIGHTS_FILE", "Detections", "Detector", "postprocess", "preprocess"]
+__all__ = [
+    "INPUT_SIZE",
+    "WEIGHTS_FILE",
+    "Detections",
+    "Detector",
+    "input_from_pil",
+    "postprocess",
+    "preprocess",
+]
 
 WEIGHTS_FILE = "centernet.onnx"
 """File name of the detector's weights inside the weights folder."""
@@ -47,15 +55,20 @@ class Detections(NamedTuple):
         return [LABELS[int(c)] for c in self.classes]
 
 
-def preprocess(image: np.ndarray) -> np.ndarray:
-    """Turn an H × W × C image into the model's input: float32 [1, 512, 512, 3], RGB, 0–255.
+def input_from_pil(image: Image.Image) -> np.ndarray:
+    """An RGB Pillow image as the model's input: float32 [1, 512, 512, 3], 0–255.
 
     Bilinear resizing to a square (no letterbox) is what the model was exported
-    with; boxes are scaled back per axis.
+    with; boxes are scaled back per axis. One resize, one conversion to float:
+    the only copies between the decoded file and ONNX Runtime.
     """
-    rgb = Image.fromarray(to_rgb8(image))
-    resized = rgb.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
+    resized = image.resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.float32)[np.newaxis]
+
+
+def preprocess(image: np.ndarray) -> np.ndarray:
+    """Turn an H × W × C image (any contract image) into the model's input."""
+    return input_from_pil(Image.fromarray(to_rgb8(image)))
 
 
 def postprocess(
@@ -154,7 +167,11 @@ class Detector:
         """
         if not 0.0 <= threshold <= 1.0:  # also rejects NaN
             raise ArgumentError(f"threshold must be in [0, 1], got {threshold}")
-        batch = preprocess(image)
-        (raw,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})
         height, width = image.shape[:2]
-        return postprocess(raw[0], width, height, classes=classes, threshold=threshold)
+        raw = self.infer(preprocess(image))
+        return postprocess(raw, width, height, classes=classes, threshold=threshold)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """The raw [100, 6] detections of one preprocessed image (see :func:`preprocess`)."""
+        (raw,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        return np.asarray(raw[0])

@@ -13,6 +13,7 @@ import io
 import struct
 import zlib
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -22,8 +23,10 @@ from .errors import ArgumentError
 __all__ = [
     "CHANNELS",
     "MAX_PIXELS",
+    "Reduced",
     "check_array",
     "decode",
+    "decode_reduced",
     "from_pil",
     "to_pil",
     "to_rgb8",
@@ -115,6 +118,59 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         # caller each one means the same thing: these bytes are not a usable image.
         raise ArgumentError(f"cannot decode the image: {_describe(exc)}") from exc
     return np.ascontiguousarray(array)
+
+
+class Reduced(NamedTuple):
+    """An image decoded for a model that resizes it next (see :func:`decode_reduced`)."""
+
+    image: Image.Image
+    """RGB, at least the requested size in each dimension unless the file is smaller."""
+    size: tuple[int, int]
+    """The file's own width and height (what boxes are reported in)."""
+
+
+def decode_reduced(
+    data: bytes, size: tuple[int, int], *, max_pixels: int = MAX_PIXELS
+) -> Reduced | None:
+    """Decode 8-bit RGB or grey files straight to RGB, JPEGs at a reduced DCT scale.
+
+    A model that resizes every image to ``size`` need not decode more pixels than
+    that: libjpeg decodes at 1/2, 1/4 or 1/8 scale for the cost of the smaller
+    image (Pillow's ``draft``), which it uses whenever the file is at least twice
+    ``size`` in both dimensions. No array is made on the way: the caller resizes
+    the Pillow image and converts once.
+
+    Returns:
+        The decoded image and the file's size, or None when the file needs
+        :func:`decode`'s general path (EXIF rotation, 16 bits, alpha, palettes,
+        CMYK, anything unreadable): call it, and it reports the errors.
+
+    Raises:
+        ArgumentError: The file claims more than ``max_pixels``.
+    """
+    try:
+        opened = Image.open(io.BytesIO(data))
+    except Exception:
+        return None
+    with opened:
+        _check_size(opened.size, max_pixels)
+        if opened.mode not in ("RGB", "L") or _orientation(opened) != 1:
+            return None
+        width, height = opened.size
+        try:
+            if opened.format == "JPEG":
+                opened.draft("RGB", size)
+            image = opened.convert("RGB")
+        except Exception:
+            return None
+    return Reduced(image, (width, height))
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # a broken EXIF block: let decode() deal with the file
+        return 0
 
 
 def check_array(

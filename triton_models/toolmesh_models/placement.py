@@ -37,8 +37,9 @@ __all__ = [
 GPUS_ENV = "TOOLMESH_GPUS"
 """Overrides GPU detection: ``"0,1"`` (these CUDA indices) or ``""`` (no GPU)."""
 
-_KEYS = frozenset({"kind", "count", "cpu_count", "gpus"})
+_KEYS = frozenset({"kind", "count", "cpu_count", "gpus", "batching"})
 _KINDS = ("gpu", "cpu")
+_BATCHING = ("always", "gpu", "never")
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,24 @@ class ModelPlacement:
         count: Instances per GPU (or on the CPU).
         cpu_count: Instances when running on the CPU; None means ``count``.
         gpus: GPU indices to use; None means every GPU of the machine.
+        batching: Whether the rendered config keeps its ``dynamic_batching``:
+            ``"always"``; ``"gpu"``, only where the instances are KIND_GPU (a
+            model whose CPU forward pass takes one image at a time, where a
+            batch would run serially on one instance while another idles);
+            ``"never"``.
     """
 
     kind: str = "gpu"
     count: int = 1
     cpu_count: int | None = None
     gpus: tuple[int, ...] | None = None
+    batching: str = "always"
+
+    def batches(self, groups: Sequence[model_config_pb2.ModelInstanceGroup]) -> bool:
+        """Whether a model rendered with ``groups`` keeps its dynamic batcher."""
+        if self.batching == "gpu":
+            return any(g.kind == model_config_pb2.ModelInstanceGroup.KIND_GPU for g in groups)
+        return self.batching == "always"
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,7 @@ class Placement:
             count=merged.get("count", 1),
             cpu_count=merged.get("cpu_count"),
             gpus=None if gpus is None else tuple(gpus),
+            batching=merged.get("batching", "always"),
         )
 
 
@@ -146,6 +160,10 @@ def _settings(value: Any, where: str) -> dict[str, Any]:
     for key in ("count", "cpu_count"):
         if key in value and not _positive_int(value[key]):
             raise PlacementError(f"{where}.{key}: must be a positive integer, got {value[key]!r}")
+    if "batching" in value and value["batching"] not in _BATCHING:
+        raise PlacementError(
+            f"{where}.batching: must be one of {list(_BATCHING)}, got {value['batching']!r}"
+        )
     if "kind" in value and value["kind"] not in _KINDS:
         raise PlacementError(f"{where}.kind: must be one of {list(_KINDS)}, got {value['kind']!r}")
     if "gpus" in value:

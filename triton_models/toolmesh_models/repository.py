@@ -128,6 +128,8 @@ def _render_model(src: Path, dst: Path, placement: Placement, gpus: Sequence[int
         )
     del config.instance_group[:]
     config.instance_group.extend(instance_groups(placement, src.name, gpus))
+    if not placement.for_model(src.name).batches(config.instance_group):
+        config.ClearField("dynamic_batching")
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (dst / CONFIG).write_text(text_format.MessageToString(config), encoding="utf-8")
 

@@ -2,9 +2,15 @@
 
 Backend choice, at load: the config parameter ``backend`` (``auto``, ``owlv2`` or
 ``centernet``); ``auto`` takes OWLv2 when the model store holds ``owlv2`` and the
-bundled CenterNet otherwise. Requests are dynamically batched: OWLv2 runs one
-forward pass per batch; the bundled CenterNet graph has a fixed batch of one, so
-it runs each image of the batch in turn.
+bundled CenterNet otherwise. OWLv2 runs one forward pass per batch. The bundled
+CenterNet graph has a fixed batch of one: placement renders ``find`` without a
+dynamic batcher on the CPU (``batching: gpu`` in placement.yaml), so each request
+goes to the next free instance instead of queueing behind a batch-mate.
+
+CenterNet's pre-processing decodes a JPEG at a reduced DCT scale when it is at
+least twice the network's input, and goes from the decoded file to the float
+input with one resize and one conversion; the stages (``decode``, ``resize``,
+``infer``, ``post``) are counted in Triton's custom metrics.
 """
 
 from __future__ import annotations
@@ -13,9 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from toolmesh_models import coco
+from toolmesh_models import coco, imaging
 from toolmesh_models.backend import FunctionModel
-from toolmesh_models.detector import WEIGHTS_FILE, Detector
+from toolmesh_models.detector import (
+    INPUT_SIZE,
+    WEIGHTS_FILE,
+    Detector,
+    input_from_pil,
+    postprocess,
+    preprocess,
+)
 from toolmesh_models.errors import ArgumentError
 from toolmesh_models.paths import weights_dir
 from toolmesh_models.store import ModelStore
@@ -54,9 +67,32 @@ class TritonPythonModel(FunctionModel):
         if on_gpu and self.detector.provider != "CUDAExecutionProvider":
             self.log("GPU instance but ONNX Runtime has no CUDA provider: running on the CPU")
 
-    def run(self, image: np.ndarray, object_name: str, threshold: float) -> dict[str, object]:
+    def decode_image(self, name: str, data: bytes) -> Any:
+        """CenterNet: decode straight to RGB at the smallest JPEG scale that covers its input."""
+        if self.backend == "centernet":
+            reduced = imaging.decode_reduced(data, (INPUT_SIZE, INPUT_SIZE))
+            if reduced is not None:
+                return reduced
+        return super().decode_image(name, data)
+
+    def run(
+        self, image: np.ndarray | imaging.Reduced, object_name: str, threshold: float
+    ) -> dict[str, object]:
         """Detect the classes ``object_name`` names, above ``threshold`` (CenterNet)."""
-        found = self.detector.detect(image, classes=coco.resolve(object_name), threshold=threshold)
+        if not 0.0 <= threshold <= 1.0:  # also rejects NaN
+            raise ArgumentError(f"threshold must be in [0, 1], got {threshold}")
+        classes = coco.resolve(object_name)
+        with self.stage("resize"):
+            if isinstance(image, imaging.Reduced):
+                batch = input_from_pil(image.image)
+                width, height = image.size
+            else:
+                batch = preprocess(image)
+                height, width = image.shape[:2]
+        with self.stage("infer"):
+            raw = self.detector.infer(batch)
+        with self.stage("post"):
+            found = postprocess(raw, width, height, classes=classes, threshold=threshold)
         return {"box": found.boxes, "score": found.scores, "label": found.labels}
 
     def run_batch(self, batch: list[dict[str, Any]]) -> list[dict[str, Any] | Exception]:
