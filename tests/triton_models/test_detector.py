@@ -15,6 +15,7 @@ from toolmesh_models.detector import (
     INPUT_SIZE,
     WEIGHTS_FILE,
     Detector,
+    execution_providers,
     input_from_pil,
     postprocess,
     preprocess,
@@ -146,3 +147,18 @@ def test_a_large_frame_decoded_at_half_scale_gives_the_same_people(detector: Det
     # every confident person of the full decode is found again, in the same place
     for box in full.boxes[: len(full.boxes) - 1]:
         assert max(_iou(box, other) for other in fast.boxes) > 0.7
+
+
+def test_a_gpu_instance_puts_the_detector_on_its_own_gpu_when_cuda_is_there() -> None:
+    with_cuda = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert execution_providers(1, with_cuda) == [
+        ("CUDAExecutionProvider", {"device_id": 1}),
+        "CPUExecutionProvider",
+    ]
+    assert execution_providers(None, with_cuda) == ["CPUExecutionProvider"]
+    assert execution_providers(0, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+
+
+def test_without_cuda_a_gpu_instance_runs_the_detector_on_the_cpu() -> None:
+    # this machine's ONNX Runtime is the CPU wheel: the fallback that the model logs
+    assert Detector(weights_dir() / WEIGHTS_FILE, cuda_device=0).provider == "CPUExecutionProvider"

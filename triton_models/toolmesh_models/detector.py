@@ -26,6 +26,7 @@ __all__ = [
     "WEIGHTS_FILE",
     "Detections",
     "Detector",
+    "execution_providers",
     "input_from_pil",
     "postprocess",
     "preprocess",
@@ -102,6 +103,20 @@ def postprocess(
     )
 
 
+def execution_providers(
+    cuda_device: int | None, available: Collection[str]
+) -> list[str | tuple[str, dict[str, int]]]:
+    """ONNX Runtime providers for an instance: its GPU first when CUDA is there, else the CPU.
+
+    ``onnxruntime-gpu`` (the Triton image's) has the CUDA provider; the CPU wheel
+    does not, and a GPU instance then runs the detector on the CPU (the model logs it).
+    """
+    providers: list[str | tuple[str, dict[str, int]]] = ["CPUExecutionProvider"]
+    if cuda_device is not None and "CUDAExecutionProvider" in available:
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": cuda_device}))
+    return providers
+
+
 class Detector:
     """CenterNet on ONNX Runtime; one instance per Triton model instance.
 
@@ -138,9 +153,7 @@ class Detector:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        providers: list[str | tuple[str, dict[str, int]]] = ["CPUExecutionProvider"]
-        if cuda_device is not None and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": cuda_device}))
+        providers = execution_providers(cuda_device, ort.get_available_providers())
         self._session = ort.InferenceSession(str(weights), options, providers=providers)
 
     @property
