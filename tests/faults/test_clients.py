@@ -54,10 +54,12 @@ pytestmark = pytest.mark.timeout(120)
 IMAGES = [pattern(seed) for seed in range(4)]
 STREET = sorted(STREET_FRAMES.glob("*.jpg"))[0]
 # find on a frame twice the size: long enough to be caught in flight.
-BIG = Image.open(STREET).convert("RGB").resize((1536, 1152))
-BIG_JPEG = io.BytesIO()
-BIG.save(BIG_JPEG, format="JPEG", quality=90)
-BIG_BYTES = BIG_JPEG.getvalue()
+# A call slow enough (~0.2 s on these cores) to be caught in flight: a PNG, which no decoder
+# can shortcut the way libjpeg's reduced-scale decoding shortcuts a large JPEG.
+BIG = Image.open(STREET).convert("RGB").resize((3072, 2304))
+BIG_FILE = io.BytesIO()
+BIG.save(BIG_FILE, format="PNG", compress_level=1)
+BIG_BYTES = BIG_FILE.getvalue()
 SMALL_PNG = io.BytesIO()
 Image.fromarray(pattern(99, (48, 64))).save(SMALL_PNG, format="PNG")
 # resize a 64x48 PNG to 1024x768: a 2.4 MB response from a request of a few kB.
