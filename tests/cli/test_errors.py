@@ -307,3 +307,18 @@ def test_fuzzed_command_lines_never_leak_a_traceback(
 
     check()
     assert seen, "the fuzzer ran no command line"
+
+
+def test_run_checks_its_image_folder_first_even_with_a_task_count(tmp_path: Path) -> None:
+    program = tmp_path / "program.py"
+    program.write_text("async def solve(image):\n    return 1\n")
+    done = toolmesh_cli(
+        "run", str(program), "--images", str(tmp_path / "nope"), "--tasks", "3", "--trusted"
+    )
+    assert done.returncode == 2
+    assert one_error_line(done) == f"error: {tmp_path / 'nope'}: no such folder"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = toolmesh_cli("run", str(program), "--images", str(empty), "--trusted")
+    assert none.returncode == 2
+    assert one_error_line(none).startswith(f"error: {empty}: no images")

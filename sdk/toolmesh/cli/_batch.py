@@ -25,6 +25,7 @@ from toolmesh.cli.common import AddressOpt, app, console, err, fail, program_sou
 
 
 def _image_folder(images: Path) -> int:
+    """How many images ``images`` holds; a usage error if it is no folder of images."""
     from toolmesh.batch import list_images
 
     if not images.is_dir():
@@ -98,9 +99,8 @@ def run(
     from toolmesh.batch import BatchConfig, load_program, run_batch
 
     program_source(program)
-    count = tasks or _image_folder(images)
-    if tasks:
-        _image_folder(images)
+    available = _image_folder(images)  # checked before anything runs
+    count = tasks or available
     if baseline:
         try:
             baseline_transport = load("inprocess", part="local", feature="--baseline")
