@@ -31,7 +31,7 @@ from toolmesh.batch import BatchConfig, run_batch
 from toolmesh.data import STREET_FRAMES, STREET_REPORT
 from toolmesh_codegen import Limits, Sandbox
 from toolmesh_codegen.batch import sandboxed_solver
-from toolmesh_gateway.local import LocalMesh
+from toolmesh_local.mesh import LocalMesh
 
 EMPTY = "async def solve(image):\n    return image.width\n"
 
