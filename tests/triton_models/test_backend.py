@@ -270,3 +270,12 @@ def test_batch_dimension_is_stripped_and_restored() -> None:
 def test_run_signature_must_match_config() -> None:
     with pytest.raises(RuntimeError, match=r"run\(\) takes \['angle', 'image'\] but config"):
         load("rotate", input=[{"name": "image", "data_type": "TYPE_UINT8", "dims": [-1]}])
+
+
+def test_both_sides_of_the_tensor_contract_name_pixel_inputs_alike() -> None:
+    """The gateway (toolmesh.wire) and the models (backend) each hold the suffix, so that
+    Triton's stub processes need not import the client; they must agree."""
+    from toolmesh.wire import ARRAY_SUFFIX as GATEWAY_SIDE
+    from toolmesh_models.backend import ARRAY_SUFFIX as MODEL_SIDE
+
+    assert GATEWAY_SIDE == MODEL_SIDE == "_array"
