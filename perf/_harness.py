@@ -64,6 +64,25 @@ async def closed_loop(
     )
 
 
+async def alternate(
+    direct: Callable[[], Awaitable[object]],
+    gateway: Callable[[], Awaitable[object]],
+    *,
+    concurrency: int,
+    requests: int,
+    rounds: int,
+) -> tuple[LoadResult, LoadResult]:
+    """The best of ``rounds`` closed loops per side, the sides alternating so that drift on
+    a noisy machine hits both alike."""
+    directs: list[LoadResult] = []
+    gateways: list[LoadResult] = []
+    for _ in range(rounds):
+        directs.append(await closed_loop(direct, concurrency=concurrency, requests=requests))
+        gateways.append(await closed_loop(gateway, concurrency=concurrency, requests=requests))
+    best = max(directs, key=lambda r: r.throughput), max(gateways, key=lambda r: r.throughput)
+    return best
+
+
 def write_results(name: str, payload: dict, table_markdown: str) -> Path:
     """JSON into perf/results, and the table between the README's markers for ``name``."""
     RESULTS.mkdir(parents=True, exist_ok=True)

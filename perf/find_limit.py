@@ -30,7 +30,7 @@ from pathlib import Path
 from PIL import Image
 
 import toolmesh
-from perf._harness import LoadResult, closed_loop, write_results
+from perf._harness import alternate, closed_loop, write_results
 from perf.gateway_overhead import direct_inputs
 from toolmesh.data import STREET_FRAMES
 from toolmesh_local.mesh import LocalMesh
@@ -142,17 +142,13 @@ async def load(
             await closed_loop(via_gateway, concurrency=2, requests=8)  # warm-up
             await closed_loop(via_triton, concurrency=2, requests=8)
             for concurrency in levels:
-                direct: list[LoadResult] = []
-                gateway: list[LoadResult] = []
-                for _ in range(rounds):
-                    direct.append(
-                        await closed_loop(via_triton, concurrency=concurrency, requests=requests)
-                    )
-                    gateway.append(
-                        await closed_loop(via_gateway, concurrency=concurrency, requests=requests)
-                    )
-                d = max(direct, key=lambda r: r.throughput)
-                g = max(gateway, key=lambda r: r.throughput)
+                d, g = await alternate(
+                    via_triton,
+                    via_gateway,
+                    concurrency=concurrency,
+                    requests=requests,
+                    rounds=rounds,
+                )
                 rows.append({"concurrency": concurrency, "direct": asdict(d), "gateway": asdict(g)})
                 print(
                     f"  c={concurrency:<2d} direct {d.throughput:6.1f}/s p50 {d.p50_ms:6.1f} ms | "

@@ -24,7 +24,7 @@ from tritonclient.grpc import InferInput
 from tritonclient.grpc.aio import InferenceServerClient
 
 import toolmesh
-from perf._harness import LoadResult, closed_loop, write_results
+from perf._harness import alternate, closed_loop, write_results
 from toolmesh.data import STREET_FRAMES
 from toolmesh_local.mesh import LocalMesh
 
@@ -68,21 +68,13 @@ async def measure(
                 await closed_loop(via_gateway, concurrency=2, requests=8)  # warm-up
                 await closed_loop(via_triton, concurrency=2, requests=8)
                 for concurrency in concurrencies:
-                    direct: list[LoadResult] = []
-                    gateway: list[LoadResult] = []
-                    for _ in range(rounds):
-                        direct.append(
-                            await closed_loop(
-                                via_triton, concurrency=concurrency, requests=requests
-                            )
-                        )
-                        gateway.append(
-                            await closed_loop(
-                                via_gateway, concurrency=concurrency, requests=requests
-                            )
-                        )
-                    d = max(direct, key=lambda r: r.throughput)
-                    g = max(gateway, key=lambda r: r.throughput)
+                    d, g = await alternate(
+                        via_triton,
+                        via_gateway,
+                        concurrency=concurrency,
+                        requests=requests,
+                        rounds=rounds,
+                    )
                     row = {
                         "function": function,
                         "concurrency": concurrency,

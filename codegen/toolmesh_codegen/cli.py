@@ -6,7 +6,6 @@ calls it, so the commands exist exactly when ``toolmesh-codegen`` is installed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from toolmesh.cli.common import (
     fail,
     image_file,
     program_source,
+    run_async,
 )
 from toolmesh.wire import result_to_json
 from toolmesh_codegen._errors import CodegenError, ValidationError
@@ -77,9 +77,7 @@ def ask(
         except toolmesh.ArgumentError as exc:
             raise fail(str(exc), 2) from exc
     try:
-        code = asyncio.run(_ask(question, image, save, address, model, repairs, timeout))
-    except toolmesh.RemoteError as exc:
-        raise fail(f"{exc.code.name}: {exc.details}") from exc
+        code = run_async(_ask(question, image, save, address, model, repairs, timeout))
     except (CodegenError, toolmesh.ToolmeshError) as exc:
         raise fail(str(exc)) from exc
     if code:

@@ -79,10 +79,6 @@ class CallPipeline:
         self._registry = as_holder(registry)
         self._max_image_pixels = max_image_pixels
 
-    @property
-    def registry(self) -> RegistryHolder:
-        return self._registry
-
     def function(self, name: str) -> FunctionSpec:
         return lookup_function(self._registry, name)
 
