@@ -11,7 +11,7 @@ a hand-run Triton) the same rendering is a command::
 
 With ``--pool NAME`` only the models of that pool of the placement's ``pools:``
 section are rendered, with the pool's settings. A model that calls another inside
-Triton (BLS: ``exists`` and ``count`` call ``find``) says so in its
+Triton (BLS: ``exists``, ``count`` and ``verify_property`` call ``find``) says so in its
 ``config.pbtxt`` (the ``bls_models`` parameter), and a pool that loads it without
 what it calls is refused here, before a pod starts a Triton whose model would
 fail on its first request.
