@@ -25,6 +25,17 @@ def main(argv: list[str] | None = None) -> int:
         help="YAML file listing Triton endpoints and their models (replaces --triton-url)",
     )
     parser.add_argument(
+        "--discovery",
+        choices=["static", "kubernetes"],
+        help="static: --triton-url/--endpoints; kubernetes: each pool's pods from its "
+        "Service's EndpointSlices (TOOLMESH_DISCOVERY, static)",
+    )
+    parser.add_argument(
+        "--placement",
+        help="placement file whose pools: section names each pool's Service and models "
+        "(TOOLMESH_PLACEMENT_FILE; needed with --discovery kubernetes)",
+    )
+    parser.add_argument(
         "--functions-dir",
         help="directory of Function YAML files (TOOLMESH_FUNCTIONS_DIR; needed unless "
         "TOOLMESH_REGISTRY=kubernetes)",
@@ -76,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             address=args.address,
             triton_url=args.triton_url,
             endpoints_file=args.endpoints,
+            discovery=args.discovery,
+            placement_file=args.placement,
             functions_dir=args.functions_dir,
             max_message_bytes=args.max_message_bytes,
             metrics_address=args.metrics_address,

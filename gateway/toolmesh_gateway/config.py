@@ -11,6 +11,7 @@ import yaml
 
 from toolmesh_gateway.endpoints import EndpointConfig
 from toolmesh_gateway.limits import Limits
+from toolmesh_gateway.pools import PoolSpec, load_pools
 from toolmesh_gateway.tls import TlsFiles
 
 DEFAULT_ADDRESS = "localhost:50051"
@@ -19,6 +20,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 REGISTRY_SOURCES = ("files", "kubernetes")
 REFLECTION_MODES = ("open", "authenticated", "off")
+DISCOVERY_MODES = ("static", "kubernetes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,13 @@ class GatewaySettings:
     triton_url: str = DEFAULT_TRITON_URL
     #: A YAML file listing endpoints (``endpoints: [{url, models}]``); replaces ``triton_url``.
     endpoints_file: Path | None = None
+    #: How Triton endpoints are found: ``static`` (``triton_url`` / ``endpoints_file``) or
+    #: ``kubernetes`` (each pool's pods, from the EndpointSlices of its Service in
+    #: ``namespace``, listed and watched; the pools from ``placement_file``).
+    discovery: str = "static"
+    #: The placement file whose ``pools:`` section names each pool's Service and models
+    #: (``discovery: kubernetes``; in a cluster the ConfigMap the pools render from).
+    placement_file: Path | None = None
     #: ``host:port`` for Prometheus ``/metrics`` over HTTP; None: not served.
     metrics_address: str | None = None
     #: The Function documents (``<name>.yaml``) for ``registry: files``. A setting, not a
@@ -74,6 +83,16 @@ class GatewaySettings:
                 "no Function documents: set TOOLMESH_FUNCTIONS_DIR (or --functions-dir) to a "
                 "folder of <name>.yaml files, or TOOLMESH_REGISTRY=kubernetes"
             )
+        if self.discovery not in DISCOVERY_MODES:
+            raise ValueError(
+                f"TOOLMESH_DISCOVERY must be one of {', '.join(DISCOVERY_MODES)}, "
+                f"got {self.discovery!r}"
+            )
+        if self.discovery == "kubernetes" and self.placement_file is None:
+            raise ValueError(
+                "TOOLMESH_DISCOVERY=kubernetes needs TOOLMESH_PLACEMENT_FILE (the placement "
+                "file whose pools: section names each pool's Service and models)"
+            )
         if self.reflection not in REFLECTION_MODES:
             raise ValueError(
                 f"TOOLMESH_REFLECTION must be one of {', '.join(REFLECTION_MODES)}, "
@@ -100,6 +119,8 @@ class GatewaySettings:
             "address": env.get("TOOLMESH_ADDRESS", DEFAULT_ADDRESS),
             "triton_url": env.get("TOOLMESH_TRITON_URL", DEFAULT_TRITON_URL),
             "endpoints_file": env.get("TOOLMESH_ENDPOINTS_FILE") or None,
+            "discovery": env.get("TOOLMESH_DISCOVERY", "static"),
+            "placement_file": env.get("TOOLMESH_PLACEMENT_FILE") or None,
             "metrics_address": env.get("TOOLMESH_METRICS_ADDRESS") or None,
             "functions_dir": env.get("TOOLMESH_FUNCTIONS_DIR") or None,
             "registry": env.get("TOOLMESH_REGISTRY", "files"),
@@ -117,7 +138,7 @@ class GatewaySettings:
         }
         limits = {key: int(env[var]) for key, var in _LIMIT_VARIABLES.items() if env.get(var)}
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("functions_dir", "endpoints_file", "tokens_file"):
+        for key in ("functions_dir", "endpoints_file", "tokens_file", "placement_file"):
             if values.get(key) is not None:
                 values[key] = Path(str(values[key]))
         values["tls"] = _tls_files(
@@ -127,8 +148,18 @@ class GatewaySettings:
         values["limits"] = Limits(**limits)
         return cls(**values)  # type: ignore[arg-type]
 
+    def pools(self) -> list[PoolSpec]:
+        """The pools endpoint discovery watches (``discovery: kubernetes``).
+
+        Raises:
+            ValueError: No placement file is set, or its ``pools:`` section is malformed.
+        """
+        if self.placement_file is None:
+            raise ValueError("no placement file (TOOLMESH_PLACEMENT_FILE) names the pools")
+        return load_pools(self.placement_file)
+
     def endpoints(self) -> list[EndpointConfig]:
-        """The Triton endpoints: from ``endpoints_file`` if set, else ``triton_url``."""
+        """The static Triton endpoints: from ``endpoints_file`` if set, else ``triton_url``."""
         if self.endpoints_file is None:
             urls = [u.strip() for u in self.triton_url.split(",") if u.strip()]
             if not urls:

@@ -1,12 +1,19 @@
 """The Triton servers behind the gateway: health, what each serves, and who gets a call.
 
-Each endpoint is one Triton server (a node, or a GPU pool's Service in a
-cluster). A background loop asks every endpoint ``ServerReady`` and its
-repository index of ready models; an endpoint that fails is ejected at once
-(also when a call to it fails with UNAVAILABLE) and re-admitted when a later
-check succeeds. Calls for a model go to the healthy endpoint serving it with
-the fewest calls in flight (least outstanding requests), ties broken round
-robin so that light load still spreads.
+Each endpoint is one Triton server: a node given in the configuration, or in a
+cluster one pod of a pool, found by endpoint discovery. A background loop asks
+every endpoint ``ServerReady`` and its repository index of ready models; an
+endpoint that fails is ejected at once (also when a call to it fails with
+UNAVAILABLE) and re-admitted when a later check succeeds. Calls for a model go
+to the healthy endpoint serving it with the fewest calls in flight (least
+outstanding requests), ties broken round robin so that light load still spreads.
+
+Discovery changes the membership while calls run (:meth:`EndpointPool.reconcile`):
+a new pod is checked at once and takes calls as soon as it answers; a pod that is
+terminating, not ready, or gone from its Service is *drained*: it takes no new
+call, its calls in flight finish, and once it is gone and idle its connections
+are closed. The endpoint list is replaced, never mutated in place, so a scrape of
+the metrics from another thread always iterates a consistent list.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import contextlib
 import itertools
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -26,7 +33,7 @@ from tritonclient.utils import InferenceServerException
 
 from toolmesh_gateway.errors import GatewayError
 
-__all__ = ["Endpoint", "EndpointConfig", "EndpointPool", "clean_load_failure"]
+__all__ = ["Endpoint", "EndpointConfig", "EndpointPool", "Target", "clean_load_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,19 @@ class EndpointConfig:
 
     url: str
     models: frozenset[str] | None = None  # None: whatever its repository reports ready
+    #: The pool it belongs to (discovered endpoints); "" for configured ones.
+    pool: str = ""
+    #: The Triton pod behind it (the EndpointSlice's targetRef), for metrics and autoscaling.
+    pod: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A discovered endpoint as its EndpointSlice describes it."""
+
+    pod: str = ""
+    #: Ready and not terminating: may take new calls.
+    ready: bool = True
 
 
 @dataclass(eq=False)
@@ -57,13 +77,17 @@ class Endpoint:
     calls: int = 0
     failures: int = 0
     last_error: str = ""
+    #: Takes no new call: its pod is terminating, not ready, or left its Service.
+    draining: bool = False
+    #: Gone from discovery: closed once idle.
+    removed: bool = False
 
     @property
     def url(self) -> str:
         return self.config.url
 
     def serves(self, model: str) -> bool:
-        return self.healthy and model in self.models
+        return self.healthy and not self.draining and model in self.models
 
     @contextlib.contextmanager
     def track(self) -> Iterator[None]:
@@ -104,15 +128,76 @@ class EndpointPool:
     endpoints: list[Endpoint]
     check_interval_s: float = 2.0
     check_timeout_s: float = 2.0
+    #: Models each discovered pool is declared to load (:meth:`for_pools`), by pool name.
+    pools: Mapping[str, frozenset[str]] = field(default_factory=dict)
     _tiebreak: Iterator[int] = field(default_factory=itertools.count)
     _checker: asyncio.Task[None] | None = None
     _first_check: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def open(cls, configs: Sequence[EndpointConfig], **options: float) -> EndpointPool:
+        """A fixed set of endpoints (``--triton-url``, ``--endpoints``)."""
         if not configs:
             raise ValueError("at least one Triton endpoint is needed")
         return cls([_open(c) for c in configs], **options)
+
+    @classmethod
+    def for_pools(cls, pools: Mapping[str, frozenset[str]], **options: float) -> EndpointPool:
+        """No endpoint yet: discovery adds each pool's pods (:meth:`reconcile`)."""
+        if not pools:
+            raise ValueError("at least one Triton pool is needed")
+        return cls([], pools=dict(pools), **options)
+
+    # --- membership (discovery) -------------------------------------------------
+
+    def reconcile(self, pool: str, targets: Mapping[str, Target]) -> None:
+        """Make ``pool``'s endpoints those of ``targets`` (url → what its slice says).
+
+        Runs in the event loop. New ready endpoints are checked at once; endpoints
+        not ready, terminating or absent are drained; absent ones are closed when idle.
+        """
+        models = self.pools.get(pool)
+        current = {e.url: e for e in self.endpoints if e.config.pool == pool and not e.removed}
+        added: list[Endpoint] = []
+        for url, target in targets.items():
+            endpoint = current.get(url)
+            if endpoint is None:
+                if not target.ready:
+                    continue  # never took a call: nothing to drain
+                endpoint = _open(EndpointConfig(url, models, pool=pool, pod=target.pod))
+                added.append(endpoint)
+                self._spawn(self.check(endpoint))
+                log.info("pool %s: endpoint %s (pod %s) joined", pool, url, target.pod or "?")
+            elif endpoint.draining == target.ready:
+                endpoint.draining = not target.ready
+                log.info(
+                    "pool %s: endpoint %s %s",
+                    pool,
+                    url,
+                    "is ready again" if target.ready else "is draining (not ready or terminating)",
+                )
+        for url, endpoint in current.items():
+            if url not in targets:
+                endpoint.draining = endpoint.removed = True
+                log.info(
+                    "pool %s: endpoint %s left; draining %d call(s)", pool, url, endpoint.in_flight
+                )
+        self.endpoints = [*self.endpoints, *added]
+        self._reap()
+
+    def _reap(self) -> None:
+        """Close and forget removed endpoints that have no call in flight."""
+        idle = [e for e in self.endpoints if e.removed and e.in_flight == 0]
+        if idle:
+            self.endpoints = [e for e in self.endpoints if e not in idle]
+            for endpoint in idle:
+                self._spawn(_close(endpoint))
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- health -----------------------------------------------------------------
 
@@ -159,7 +244,8 @@ class EndpointPool:
         endpoint.last_error = ""
 
     async def check_all(self) -> None:
-        await asyncio.gather(*(self.check(e) for e in self.endpoints))
+        self._reap()
+        await asyncio.gather(*(self.check(e) for e in self.endpoints if not e.removed))
         self._first_check.set()
 
     async def _check_forever(self) -> None:
@@ -181,7 +267,9 @@ class EndpointPool:
         return any(e.healthy for e in self.endpoints)
 
     def declared_models(self) -> frozenset[str] | None:
-        """Models the configuration promises, if every endpoint declares its models."""
+        """Models the configuration promises: the pools', or every configured endpoint's."""
+        if self.pools:
+            return frozenset().union(*self.pools.values())
         if any(e.config.models is None for e in self.endpoints):
             return None
         return frozenset().union(*(e.config.models or () for e in self.endpoints))
@@ -223,6 +311,10 @@ class EndpointPool:
         if not candidates:
             known = [e.url for e in self.endpoints if model in e.models or e.config.models is None]
             where = ", ".join(known) or "no configured endpoint"
+            if self.pools:
+                owners = sorted(p for p, models in self.pools.items() if model in models)
+                pods = f"; pods: {', '.join(known)}" if known else ", none with a ready pod"
+                where = f"pool {', '.join(owners)}{pods}" if owners else "no pool loads it"
             raise GatewayError(
                 grpc.StatusCode.UNAVAILABLE,
                 f"no healthy Triton endpoint serves model {model!r} (checked: {where})",
@@ -236,9 +328,16 @@ class EndpointPool:
             self._checker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checker
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for endpoint in self.endpoints:
-            await endpoint.client.close()
-            await endpoint.channel.close()
+            await _close(endpoint)
+
+
+async def _close(endpoint: Endpoint) -> None:
+    await endpoint.client.close()
+    await endpoint.channel.close()
 
 
 _STATUS_PREFIX = re.compile(r"^(?:Internal|Unknown|Unavailable|Not found|Invalid argument): ")

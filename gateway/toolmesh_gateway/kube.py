@@ -3,17 +3,16 @@
 In a cluster the gateway's registry is the set of ``kind: Function`` resources
 of one namespace (the very YAML files of ``triton_models/toolmesh_models/functions``, applied by
 ``kubectl apply -k deploy/...``). :class:`KubernetesFunctions` lists them, then
-watches from the list's ``resourceVersion`` in a background thread with the
-``kubernetes`` client, and replaces the :class:`~toolmesh_gateway.registry.RegistryHolder`
+watches from the list's ``resourceVersion`` in a background thread
+(:class:`~toolmesh_gateway.listwatch.ListWatch`), and replaces the :class:`~toolmesh_gateway.registry.RegistryHolder`
 the servicers read after every change, so an added, changed or deleted Function is
 what ``ListFunctions``, ``GetFunction`` and ``Call`` see next.
 
 - A Function that fails the gateway's checks (``parse_function_resource``) is
   logged and ignored: the last good version of it, if any, keeps serving, and so
   does everything else.
-- A watch that ends (server timeout, dropped connection) resumes from the last
-  ``resourceVersion`` seen; one that expired (``410 Gone``) or failed otherwise is
-  followed by a fresh list, with a capped backoff between failures.
+- A watch that ends resumes; one that expired (``410 Gone``) or failed is followed
+  by a fresh list (``listwatch``).
 - Only the first list is allowed to fail loudly (:class:`FunctionWatchError`): a
   gateway that cannot read its Functions at start should not start.
 """
@@ -23,15 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config, watch
-from kubernetes.client.rest import ApiException
+from kubernetes import client, config
 
+from toolmesh_gateway.listwatch import ListWatch, describe_error
 from toolmesh_gateway.registry import (
     FunctionDocumentError,
     FunctionSpec,
@@ -55,7 +52,6 @@ log = logging.getLogger(__name__)
 GROUP = "toolmesh.dev"
 VERSION = "v1"
 PLURAL = "functions"
-MIN_BACKOFF_S = 0.5
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -122,16 +118,21 @@ class KubernetesFunctions:
         self._max_backoff_s = max_backoff_s
         self._holder: RegistryHolder | None = None
         self._specs: dict[str, FunctionSpec] = {}  # by resource name: the last good version
-        self._stopping = threading.Event()
-        self._watch: watch.Watch | None = None
-        self._thread: threading.Thread | None = None
-        self.resource_version: str | None = None
+        self._loop: ListWatch | None = None
 
     @property
     def holder(self) -> RegistryHolder:
         if self._holder is None:
             raise RuntimeError("KubernetesFunctions.start() has not run")
         return self._holder
+
+    @property
+    def resource_version(self) -> str | None:
+        return self._loop.resource_version if self._loop is not None else None
+
+    @property
+    def watching(self) -> bool:
+        return self._loop is not None and self._loop.watching
 
     async def start(self) -> RegistryHolder:
         """List the Functions, start watching, and return the live registry.
@@ -140,53 +141,44 @@ class KubernetesFunctions:
             FunctionWatchError: The API server could not be reached or refused
                 the list (e.g. RBAC, or the CRD is not installed).
         """
-        if self._thread is not None:
+        if self._loop is not None:
             raise RuntimeError("KubernetesFunctions can be started once")
+        self._holder = RegistryHolder(Registry(()))
         try:
-            await asyncio.to_thread(self._first_list)
+            if self._api_client is None:
+                self._api_client = api_client_from_environment()
+            api = client.CustomObjectsApi(self._api_client)
+            self._loop = ListWatch(
+                f"{PLURAL}.{GROUP} in {self.namespace}",
+                api.list_namespaced_custom_object,
+                (GROUP, VERSION, self.namespace, PLURAL),
+                on_list=self._replace_all,
+                on_event=self._apply,
+                watch_timeout_s=self._watch_timeout_s,
+                max_backoff_s=self._max_backoff_s,
+            )
+            await asyncio.to_thread(self._loop.list)
         except Exception as exc:  # ApiException, urllib3 and kubeconfig errors: not OSErrors
             raise FunctionWatchError(
-                f"cannot list {PLURAL}.{GROUP} in namespace {self.namespace!r}: {_describe(exc)}"
+                f"cannot list {PLURAL}.{GROUP} in namespace {self.namespace!r}: "
+                f"{describe_error(exc)}"
             ) from exc
-        self._thread = threading.Thread(
-            target=self._run, name=f"toolmesh-functions-watch-{self.namespace}", daemon=True
-        )
-        self._thread.start()
+        self._loop.start()
         return self.holder
 
     async def aclose(self) -> None:
         """Stop watching; the registry keeps its last state."""
-        self._stopping.set()
-        deadline = time.monotonic() + 10.0
-        while self._thread is not None and self._thread.is_alive():
-            current = self._watch
-            if current is not None:
-                current.stop()  # shuts the watch's socket down, which unblocks the thread's read
-            await asyncio.to_thread(self._thread.join, 0.2)
-            if time.monotonic() > deadline:
-                log.warning("the Function watch thread did not stop; leaving it (daemon)")
-                break
+        if self._loop is not None:
+            await self._loop.aclose()
         if self._owns_client and self._api_client is not None:
             await asyncio.to_thread(self._api_client.close)
 
-    # ---- in the worker thread ----------------------------------------------------------
+    # ---- in the watch thread -----------------------------------------------------------
 
-    def _api(self) -> client.CustomObjectsApi:
-        if self._api_client is None:
-            self._api_client = api_client_from_environment()
-        return client.CustomObjectsApi(self._api_client)
-
-    def _first_list(self) -> None:
-        self._holder = RegistryHolder(Registry(()))
-        self._list()
-
-    def _list(self) -> None:
-        """Replace the whole state with a fresh list; malformed items keep their last good version."""
-        listing = self._api().list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, _request_timeout=60
-        )
+    def _replace_all(self, items: list[Mapping[str, Any]]) -> None:
+        """A fresh list replaces the whole state; malformed items keep their last good version."""
         specs: dict[str, FunctionSpec] = {}
-        for item in listing.get("items") or []:
+        for item in items:
             name = _resource_name(item)
             spec = self._parse(item, "listed")
             if spec is not None:
@@ -194,7 +186,6 @@ class KubernetesFunctions:
             elif name in self._specs:
                 specs[name] = self._specs[name]
         self._specs = specs
-        self.resource_version = (listing.get("metadata") or {}).get("resourceVersion")
         self._publish()
         log.info(
             "%d Function(s) in namespace %s (resourceVersion %s): %s",
@@ -204,72 +195,7 @@ class KubernetesFunctions:
             ", ".join(sorted(s.name for s in specs.values())) or "(none)",
         )
 
-    def _run(self) -> None:
-        backoff = MIN_BACKOFF_S
-        relist = False
-        while not self._stopping.is_set():
-            try:
-                if relist:
-                    self._list()
-                    relist = False
-                started = time.monotonic()
-                events = self._watch_once()
-                if events or time.monotonic() - started > MIN_BACKOFF_S * 4:
-                    backoff = MIN_BACKOFF_S  # a healthy watch that the server ended: resume now
-                    continue
-                # an empty watch that ended at once: do not spin; wait, then resume
-            except ApiException as exc:
-                if self._stopping.is_set():
-                    break
-                relist = True
-                if exc.status == 410:  # expired: a fresh list is the whole remedy
-                    log.info("Function watch expired (410 Gone); listing again")
-                    continue
-                log.warning("Function watch failed: %s; listing again", _describe(exc))
-            except Exception as exc:  # connection and protocol errors
-                if self._stopping.is_set():
-                    break
-                relist = True
-                log.warning("Function watch interrupted: %s; listing again", _describe(exc))
-            if self._stopping.wait(backoff):
-                break
-            backoff = min(backoff * 2, self._max_backoff_s)
-
-    def _watch_once(self) -> int:
-        """Follow one watch request until the server ends it (or ``aclose``); count events."""
-        self._watch = watch.Watch()
-        events = 0
-        try:
-            for event in self._watch.stream(
-                self._api().list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                resource_version=self.resource_version,
-                allow_watch_bookmarks=True,
-                timeout_seconds=self._watch_timeout_s,
-                # a read blocks at most this long: a connection that died silently ends too
-                _request_timeout=(10, self._watch_timeout_s + 30),
-            ):
-                if self._stopping.is_set():
-                    break
-                events += 1
-                self._apply(event)
-                if self._watch.resource_version:
-                    self.resource_version = self._watch.resource_version
-        finally:
-            self._watch = None
-        return events
-
-    def _apply(self, event: Any) -> None:
-        kind = event.get("type") if isinstance(event, Mapping) else None
-        item = event.get("raw_object") if isinstance(event, Mapping) else None
-        if kind == "BOOKMARK":
-            return
-        if kind not in ("ADDED", "MODIFIED", "DELETED") or not isinstance(item, Mapping):
-            log.warning("ignoring a malformed watch event: %.200r", event)
-            return
+    def _apply(self, kind: str, item: Mapping[str, Any]) -> None:
         name = _resource_name(item)
         if kind == "DELETED":
             if self._specs.pop(name, None) is not None:
@@ -302,9 +228,3 @@ def _resource_name(item: Mapping[str, Any]) -> str:
     metadata = item.get("metadata")
     name = metadata.get("name") if isinstance(metadata, Mapping) else None
     return str(name) if name is not None else "(unnamed)"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ApiException):
-        return f"HTTP {exc.status} {exc.reason}".strip()
-    return str(exc)

@@ -35,6 +35,9 @@ class MeshService(mesh_pb2_grpc.MeshServicer):
                     calls=e.calls,
                     failures=e.failures,
                     last_error=e.last_error,
+                    pool=e.config.pool,
+                    pod=e.config.pod,
+                    draining=e.draining,
                 )
                 for e in self._pool.endpoints
             ],

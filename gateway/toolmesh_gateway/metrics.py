@@ -27,33 +27,46 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 
 
 class _PoolCollector(Collector):
+    """Per-endpoint figures; ``pool`` and ``triton_pod`` name discovered endpoints.
+
+    ``triton_pod`` (not ``pod``, which Prometheus sets to the scraped gateway's own
+    pod) is what the Prometheus Adapter maps to the Triton pod, so that a pool's
+    HorizontalPodAutoscaler can read ``toolmesh_endpoint_in_flight`` per pod.
+    """
+
+    _LABELS = ("endpoint", "pool", "triton_pod")
+
     def __init__(self, pool: EndpointPool) -> None:
         self._pool = pool
 
     def collect(self) -> Iterator[Metric]:
+        labels = list(self._LABELS)
         families = {
             "healthy": GaugeMetricFamily(
-                "toolmesh_endpoint_healthy",
-                "1 if the Triton endpoint is admitted",
-                labels=["endpoint"],
+                "toolmesh_endpoint_healthy", "1 if the Triton endpoint is admitted", labels=labels
+            ),
+            "draining": GaugeMetricFamily(
+                "toolmesh_endpoint_draining",
+                "1 if the endpoint takes no new calls (terminating, not ready, or gone)",
+                labels=labels,
             ),
             "in_flight": GaugeMetricFamily(
-                "toolmesh_endpoint_in_flight",
-                "calls in flight to the endpoint",
-                labels=["endpoint"],
+                "toolmesh_endpoint_in_flight", "calls in flight to the endpoint", labels=labels
             ),
             "calls": GaugeMetricFamily(
-                "toolmesh_endpoint_calls", "calls routed to the endpoint", labels=["endpoint"]
+                "toolmesh_endpoint_calls", "calls routed to the endpoint", labels=labels
             ),
             "failures": GaugeMetricFamily(
-                "toolmesh_endpoint_ejections", "times the endpoint was ejected", labels=["endpoint"]
+                "toolmesh_endpoint_ejections", "times the endpoint was ejected", labels=labels
             ),
         }
-        for e in self._pool.endpoints:
-            families["healthy"].add_metric([e.url], 1.0 if e.healthy else 0.0)
-            families["in_flight"].add_metric([e.url], e.in_flight)
-            families["calls"].add_metric([e.url], e.calls)
-            families["failures"].add_metric([e.url], e.failures)
+        for e in self._pool.endpoints:  # a list replaced, never mutated: safe from this thread
+            key = [e.url, e.config.pool, e.config.pod]
+            families["healthy"].add_metric(key, 1.0 if e.healthy else 0.0)
+            families["draining"].add_metric(key, 1.0 if e.draining else 0.0)
+            families["in_flight"].add_metric(key, e.in_flight)
+            families["calls"].add_metric(key, e.calls)
+            families["failures"].add_metric(key, e.failures)
         yield from families.values()
 
 

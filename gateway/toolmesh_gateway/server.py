@@ -37,9 +37,10 @@ from toolmesh_gateway.service import FunctionsService, RegistryService
 from toolmesh_gateway.triton import TritonRouter
 
 if TYPE_CHECKING:
+    from toolmesh_gateway.discovery import KubernetesEndpoints
     from toolmesh_gateway.kube import KubernetesFunctions
 
-__all__ = ["Gateway", "open_registry", "serve", "start_gateway"]
+__all__ = ["Gateway", "open_pool", "open_registry", "serve", "start_gateway"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class Gateway:
     health_port: int | None = None
     #: The Kubernetes watch that keeps the registry live (``TOOLMESH_REGISTRY=kubernetes``).
     functions: KubernetesFunctions | None = None
+    #: The EndpointSlice watches that keep the pools' pods live (``TOOLMESH_DISCOVERY=kubernetes``).
+    discovery: KubernetesEndpoints | None = None
 
     @property
     def pool(self) -> EndpointPool:
@@ -76,6 +79,8 @@ class Gateway:
     async def stop(self, grace: float | None = None) -> None:
         if self.functions is not None:
             await self.functions.aclose()
+        if self.discovery is not None:
+            await self.discovery.aclose()
         self.watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.watcher
@@ -112,10 +117,28 @@ def check_coverage(registry: Registry, pool: EndpointPool) -> None:
         return  # discovered at run time: an unserved model is UNAVAILABLE naming it
     missing = sorted({f"{f.name} (model {f.model!r})" for f in registry if f.model not in declared})
     if missing:
+        where = "Triton pool" if pool.pools else "configured Triton endpoint"
         raise ValueError(
-            f"no configured Triton endpoint serves: {', '.join(missing)}; "
-            f"endpoints declare {sorted(declared)}"
+            f"no {where} serves: {', '.join(missing)}; "
+            f"{'pools' if pool.pools else 'endpoints'} declare {sorted(declared)}"
         )
+
+
+async def open_pool(settings: GatewaySettings) -> tuple[EndpointPool, KubernetesEndpoints | None]:
+    """The Triton endpoints ``settings.discovery`` names: configured, or each pool's pods."""
+    if settings.discovery == "kubernetes":
+        from toolmesh_gateway.discovery import KubernetesEndpoints  # the client only if used
+
+        specs = settings.pools()
+        pool = EndpointPool.for_pools(
+            {s.name: s.models for s in specs}, check_interval_s=settings.health_interval_s
+        )
+        discovery = KubernetesEndpoints(pool, specs, settings.namespace)
+        await discovery.start()
+        return pool, discovery
+    return EndpointPool.open(
+        settings.endpoints(), check_interval_s=settings.health_interval_s
+    ), None
 
 
 async def open_registry(
@@ -167,8 +190,20 @@ async def start_gateway(
     functions = None
     if registry is None:
         registry, functions = await open_registry(settings)
-    pool = EndpointPool.open(settings.endpoints(), check_interval_s=settings.health_interval_s)
-    check_coverage(registry, pool)
+    try:
+        pool, discovery = await open_pool(settings)
+    except BaseException:
+        if functions is not None:
+            await functions.aclose()
+        raise
+    try:
+        check_coverage(registry, pool)
+    except ValueError:
+        for watch in (functions, discovery):
+            if watch is not None:
+                await watch.aclose()
+        await pool.aclose()
+        raise
     router = TritonRouter(pool)
     limits = settings.limits
     admission = Admission(limits)
@@ -269,6 +304,7 @@ async def start_gateway(
         admission,
         metrics_port,
         functions=functions,
+        discovery=discovery,
         health_server=health_server,
         health_port=health_port,
     )

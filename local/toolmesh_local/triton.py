@@ -140,6 +140,9 @@ class TritonServer:
         workdir: Where the backend directory and ``triton.log`` go.
         ports: Loopback ports; free ones by default.
         extra_args: More tritonserver flags (e.g. tracing).
+        host: The address it listens on (and is reached at); loopback by default.
+        prefix: A command it runs under, e.g. ``ip netns exec <node>`` to run it on a
+            rehearsal "node" (:mod:`toolmesh_local.netns`) at that node's address.
     """
 
     def __init__(
@@ -152,8 +155,12 @@ class TritonServer:
         env: dict[str, str] | None = None,
         trace_endpoint: str | None = None,
         trace_rate: int = 1,
+        host: str = "127.0.0.1",
+        prefix: tuple[str, ...] = (),
     ) -> None:
         self.repository = repository
+        self.host = host
+        self.prefix = prefix
         self.workdir = workdir
         self.ports = ports or TritonPorts()
         self.extra_args = extra_args + trace_args(trace_endpoint, trace_rate)
@@ -163,22 +170,23 @@ class TritonServer:
 
     @property
     def grpc_url(self) -> str:
-        return f"127.0.0.1:{self.ports.grpc}"
+        return f"{self.host}:{self.ports.grpc}"
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.http}"
+        return f"http://{self.host}:{self.ports.http}"
 
     def command(self, install: TritonInstall, backends: Path) -> list[str]:
         return [
+            *self.prefix,
             str(install.binary),
             f"--model-repository={self.repository}",
             f"--backend-directory={backends}",
-            "--grpc-address=127.0.0.1",
+            f"--grpc-address={self.host}",
             f"--grpc-port={self.ports.grpc}",
-            "--http-address=127.0.0.1",
+            f"--http-address={self.host}",
             f"--http-port={self.ports.http}",
-            "--metrics-address=127.0.0.1",
+            f"--metrics-address={self.host}",
             f"--metrics-port={self.ports.metrics}",
             "--log-verbose=0",
             # A model whose weights are not in the model store fails to load; the
@@ -217,6 +225,19 @@ class TritonServer:
         except TritonStartError:
             self.stop()
             raise
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.ports.metrics}/metrics"
+
+    def successes(self, model: str) -> int:
+        """Requests of ``model`` this server answered successfully (its own statistics)."""
+        url = f"{self.http_url}/v2/models/{model}/stats"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            stats = json.load(response)
+        return sum(
+            int(s["inference_stats"]["success"]["count"]) for s in stats.get("model_stats", [])
+        )
 
     def model_states(self) -> list[dict[str, str]]:
         """The repository index: every model's ``name``, ``state`` and (on failure) ``reason``."""

@@ -1,6 +1,6 @@
 """Functions from the Kubernetes API, live: a real gateway (start_gateway, in-process) with
 TOOLMESH_REGISTRY=kubernetes, the real ``kubernetes`` client configured from a kubeconfig,
-and a local HTTP server speaking the API's list/watch protocol (tests/gateway/kube_api.py)."""
+and a local HTTP server speaking the API's list/watch protocol (toolmesh_local.kube_api)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import grpc
 import pytest
 import yaml
 
-from tests.gateway.kube_api import FakeKubernetesAPI, kubeconfig
 from toolmesh.v1 import functions_pb2, functions_pb2_grpc, registry_pb2, registry_pb2_grpc
 from toolmesh_gateway.config import GatewaySettings
 from toolmesh_gateway.kube import FunctionWatchError, KubernetesFunctions, default_namespace
 from toolmesh_gateway.server import Gateway, start_gateway
+from toolmesh_local.kube_api import FakeKubernetesAPI, kubeconfig
 from toolmesh_local.triton import free_port
 from toolmesh_models.paths import FUNCTIONS_DIR
 
@@ -210,10 +210,9 @@ async def test_stopping_the_gateway_ends_the_watch(api: FakeKubernetesAPI, kube_
     running = await start_gateway(settings())
     assert running.functions is not None
     await eventually(lambda: _watching(api), "the gateway watching")
-    thread = running.functions._thread
-    assert thread is not None and thread.is_alive()
+    assert running.functions.watching
     await running.stop(0)
-    assert not thread.is_alive()
+    assert not running.functions.watching
 
 
 async def test_watching_a_namespace_directly(api: FakeKubernetesAPI, kube_env: None) -> None:

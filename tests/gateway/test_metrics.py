@@ -48,8 +48,10 @@ async def test_calls_are_counted_by_function_and_status(
     assert calls(after, "find", "OK") - calls(before, "find", "OK") == 2
     assert calls(after, "find", "INVALID_ARGUMENT") - calls(before, "find", "INVALID_ARGUMENT") == 1
     assert mesh.triton is not None
-    endpoint = (("endpoint", mesh.triton.grpc_url),)
+    # a configured endpoint: no pool, no pod (those name discovered ones)
+    endpoint = (("endpoint", mesh.triton.grpc_url), ("pool", ""), ("triton_pod", ""))
     assert after[("toolmesh_endpoint_healthy", endpoint)] == 1.0
+    assert after[("toolmesh_endpoint_draining", endpoint)] == 0.0
     assert (
         after[("toolmesh_endpoint_calls", endpoint)]
         >= before[("toolmesh_endpoint_calls", endpoint)] + 3

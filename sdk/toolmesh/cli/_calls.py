@@ -67,11 +67,24 @@ def status(
             f"gateway {target}: [green]SERVING[/green] (toolmesh {reply.version}, "
             f"{reply.functions} functions)"
         )
-    table = Table("Triton endpoint", "health", "models", "in flight", "calls", "ejections")
+    pooled = any(e.pool for e in reply.endpoints)
+    columns = ["pool", "pod"] if pooled else []
+    table = Table(
+        "Triton endpoint", *columns, "health", "models", "in flight", "calls", "ejections"
+    )
     for e in reply.endpoints:
         health_text = "[green]healthy[/green]" if e.healthy else f"[red]down[/red] {e.last_error}"
+        if e.draining:
+            health_text += " [yellow]draining[/yellow]"
+        where = [e.pool, e.pod] if pooled else []
         table.add_row(
-            e.url, health_text, ", ".join(e.models), str(e.in_flight), str(e.calls), str(e.failures)
+            e.url,
+            *where,
+            health_text,
+            ", ".join(e.models),
+            str(e.in_flight),
+            str(e.calls),
+            str(e.failures),
         )
     console.print(table)
     if not serving:

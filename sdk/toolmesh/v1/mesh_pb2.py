@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16toolmesh/v1/mesh.proto\x12\x0btoolmesh.v1\"\x0f\n\rStatusRequest\"\x86\x01\n\x0e\x45ndpointStatus\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x0e\n\x06models\x18\x03 \x03(\t\x12\x11\n\tin_flight\x18\x04 \x01(\x03\x12\r\n\x05\x63\x61lls\x18\x05 \x01(\x03\x12\x10\n\x08\x66\x61ilures\x18\x06 \x01(\x03\x12\x12\n\nlast_error\x18\x07 \x01(\t\"d\n\x0eStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\tendpoints\x18\x02 \x03(\x0b\x32\x1b.toolmesh.v1.EndpointStatus\x12\x11\n\tfunctions\x18\x03 \x01(\x05\x32I\n\x04Mesh\x12\x41\n\x06Status\x12\x1a.toolmesh.v1.StatusRequest\x1a\x1b.toolmesh.v1.StatusResponseB+P\x01Z\'toolmesh.dev/api/toolmesh/v1;toolmeshv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16toolmesh/v1/mesh.proto\x12\x0btoolmesh.v1\"\x0f\n\rStatusRequest\"\xb3\x01\n\x0e\x45ndpointStatus\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x0e\n\x06models\x18\x03 \x03(\t\x12\x11\n\tin_flight\x18\x04 \x01(\x03\x12\r\n\x05\x63\x61lls\x18\x05 \x01(\x03\x12\x10\n\x08\x66\x61ilures\x18\x06 \x01(\x03\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x0c\n\x04pool\x18\x08 \x01(\t\x12\x0b\n\x03pod\x18\t \x01(\t\x12\x10\n\x08\x64raining\x18\n \x01(\x08\"d\n\x0eStatusResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12.\n\tendpoints\x18\x02 \x03(\x0b\x32\x1b.toolmesh.v1.EndpointStatus\x12\x11\n\tfunctions\x18\x03 \x01(\x05\x32I\n\x04Mesh\x12\x41\n\x06Status\x12\x1a.toolmesh.v1.StatusRequest\x1a\x1b.toolmesh.v1.StatusResponseB+P\x01Z\'toolmesh.dev/api/toolmesh/v1;toolmeshv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSREQUEST']._serialized_start=39
   _globals['_STATUSREQUEST']._serialized_end=54
   _globals['_ENDPOINTSTATUS']._serialized_start=57
-  _globals['_ENDPOINTSTATUS']._serialized_end=191
-  _globals['_STATUSRESPONSE']._serialized_start=193
-  _globals['_STATUSRESPONSE']._serialized_end=293
-  _globals['_MESH']._serialized_start=295
-  _globals['_MESH']._serialized_end=368
+  _globals['_ENDPOINTSTATUS']._serialized_end=236
+  _globals['_STATUSRESPONSE']._serialized_start=238
+  _globals['_STATUSRESPONSE']._serialized_end=338
+  _globals['_MESH']._serialized_start=340
+  _globals['_MESH']._serialized_end=413
 # @@protoc_insertion_point(module_scope)

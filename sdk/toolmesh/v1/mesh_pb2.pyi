@@ -11,7 +11,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class EndpointStatus(_message.Message):
-    __slots__ = ("url", "healthy", "models", "in_flight", "calls", "failures", "last_error")
+    __slots__ = ("url", "healthy", "models", "in_flight", "calls", "failures", "last_error", "pool", "pod", "draining")
     URL_FIELD_NUMBER: _ClassVar[int]
     HEALTHY_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,9 @@ class EndpointStatus(_message.Message):
     CALLS_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    POD_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     url: str
     healthy: bool
     models: _containers.RepeatedScalarFieldContainer[str]
@@ -26,7 +29,10 @@ class EndpointStatus(_message.Message):
     calls: int
     failures: int
     last_error: str
-    def __init__(self, url: _Optional[str] = ..., healthy: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., in_flight: _Optional[int] = ..., calls: _Optional[int] = ..., failures: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
+    pool: str
+    pod: str
+    draining: bool
+    def __init__(self, url: _Optional[str] = ..., healthy: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., in_flight: _Optional[int] = ..., calls: _Optional[int] = ..., failures: _Optional[int] = ..., last_error: _Optional[str] = ..., pool: _Optional[str] = ..., pod: _Optional[str] = ..., draining: _Optional[bool] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
     __slots__ = ("version", "endpoints", "functions")
