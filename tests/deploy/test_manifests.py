@@ -4,6 +4,7 @@ and with the code they run (ports, selectors, settings, placement)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import re
 import subprocess
@@ -222,7 +223,9 @@ def env(c: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_gateway_settings_and_probes(overlay: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gateway_settings_and_probes(
+    overlay: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     objects = render(f"overlays/{overlay}")
     template = one(objects, "Deployment", "toolmesh-gateway")["spec"]["template"]
     gateway = container(template, "gateway")
@@ -261,12 +264,36 @@ def test_gateway_settings_and_probes(overlay: str, monkeypatch: pytest.MonkeyPat
     assert gateway["startupProbe"]["grpc"] == {"port": health_port}
     service = one(objects, "Service", "toolmesh-gateway")
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, "grpc")]
-    # the Triton pods come from the EndpointSlices of the pools' Services
-    assert variables["TOOLMESH_DISCOVERY"] == "kubernetes"
+    # the Triton pods come from the EndpointSlices of the pools' Services, the pools from
+    # the placement file mounted from the overlay's ConfigMap
+    assert settings.discovery == "kubernetes"
     assert "TOOLMESH_TRITON_URL" not in variables
-    check_discovered_pools(
-        objects, template, gateway, variables["TOOLMESH_PLACEMENT_FILE"], overlay
-    )
+    assert settings.placement_file is not None
+    name, key = mounted_file(template, gateway, str(settings.placement_file))
+    assert name.startswith("toolmesh-placement-"), "the overlay's generated ConfigMap (hashed)"
+    here = tmp_path / key
+    here.write_text(one(objects, "ConfigMap", name)["data"][key])
+    pools = dataclasses.replace(settings, placement_file=here).pools()  # the gateway's parsing
+    assert {pool.name for pool in pools} == set(POOLS[overlay])
+    services = {s["metadata"]["name"]: s for s in find(objects, "Service")}
+    for pool in pools:
+        service = services[pool.service]
+        assert pool.port_name in [p.get("name") for p in service["spec"]["ports"]], pool
+        # the Service is in front of exactly that pool's Triton pods
+        selected = [
+            d["metadata"]["name"]
+            for d in find(objects, "Deployment")
+            if selects(service["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+        ]
+        assert selected == [f"triton-{pool.name}"], (pool, selected)
+        # and the pool loads what the placement file lists for it
+        listed = yaml.safe_load(here.read_text())["pools"][pool.name]["models"]
+        assert pool.models == set(listed)
+    # the gateway's reading of pools: and the renderer's (toolmesh_models) agree on the file
+    rendered_from = load_placement(here).pools
+    assert {(p.name, p.service, p.models) for p in pools} == {
+        (name, entry.service, frozenset(entry.models)) for name, entry in rendered_from.items()
+    }
 
 
 def mounted_file(template: dict[str, Any], c: dict[str, Any], path: str) -> tuple[str, str]:
@@ -281,42 +308,6 @@ def mounted_file(template: dict[str, Any], c: dict[str, Any], path: str) -> tupl
         if str(Path(path).parent) == mount["mountPath"].rstrip("/") and "subPath" not in mount:
             return volume["configMap"]["name"], Path(path).name
     raise AssertionError(f"{path} is not mounted from a ConfigMap in {c['name']}")
-
-
-def placement_document(objects: tuple[dict[str, Any], ...], name: str, key: str) -> Any:
-    """The placement file a ConfigMap of the overlay holds, parsed as plain YAML."""
-    config_map = one(objects, "ConfigMap", name)
-    assert key in config_map["data"], (name, key)
-    return yaml.safe_load(config_map["data"][key])
-
-
-def check_discovered_pools(
-    objects: tuple[dict[str, Any], ...],
-    template: dict[str, Any],
-    gateway: dict[str, Any],
-    placement_file: str,
-    overlay: str,
-) -> None:
-    """Every pool of the gateway's placement file is a Service of the overlay, with a port
-    named grpc, in front of exactly that pool's Triton pods.
-
-    Read from the placement YAML itself (the ``pools:`` contract of
-    triton_models/toolmesh_models/placement.yaml: ``service`` defaults to ``triton-<pool>``).
-    """
-    name, key = mounted_file(template, gateway, placement_file)
-    assert name.startswith("toolmesh-placement-"), "the overlay's generated ConfigMap (hashed)"
-    pools = placement_document(objects, name, key)["pools"]
-    assert set(pools) == set(POOLS[overlay])
-    services = {s["metadata"]["name"]: s for s in find(objects, "Service")}
-    for pool, entry in pools.items():
-        service = services[entry.get("service", f"triton-{pool}")]
-        assert "grpc" in [p.get("name") for p in service["spec"]["ports"]], pool
-        selected = [
-            d["metadata"]["name"]
-            for d in find(objects, "Deployment")
-            if selects(service["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
-        ]
-        assert selected == [f"triton-{pool}"], (pool, selected)
 
 
 def triton_pools(overlay: str) -> list[tuple[str, dict[str, Any]]]:
