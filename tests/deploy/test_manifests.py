@@ -4,7 +4,9 @@ and with the code they run (ports, selectors, settings, placement)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +21,9 @@ from tritonclient.grpc import model_config_pb2
 from tests.deploy.rendering import DEPLOY, KUBERNETES_VERSIONS, OVERLAYS, find, one, render
 from toolmesh_gateway.config import GatewaySettings
 from toolmesh_gateway.server import FUNCTIONS_SERVICE
+from toolmesh_models.paths import FUNCTIONS_DIR
 from toolmesh_models.placement import load_placement
-from toolmesh_models.repository import available_models
+from toolmesh_models.repository import available_models, check_placement
 
 GPU = model_config_pb2.ModelInstanceGroup.KIND_GPU
 CPU = model_config_pb2.ModelInstanceGroup.KIND_CPU
@@ -169,8 +172,20 @@ def test_rbac_lets_the_gateway_watch_functions_and_discover_endpoints() -> None:
     for verb in ("list", "watch"):
         assert allowed(crd["group"], crd["names"]["plural"], verb)
         assert allowed("discovery.k8s.io", "endpointslices", verb)
-        assert allowed("", "services", verb)
     assert not allowed(crd["group"], crd["names"]["plural"], "delete")
+    # minimal: read-only, and only what the gateway reads (it finds a pool's slices by
+    # their service-name label, so neither Services nor the legacy Endpoints)
+    granted = {
+        (group, resource)
+        for r in role["rules"]
+        for group in r["apiGroups"]
+        for resource in r["resources"]
+    }
+    assert granted == {
+        (crd["group"], crd["names"]["plural"]),
+        ("discovery.k8s.io", "endpointslices"),
+    }
+    assert {verb for r in role["rules"] for verb in r["verbs"]} == {"get", "list", "watch"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -208,7 +223,9 @@ def env(c: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_gateway_settings_and_probes(overlay: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gateway_settings_and_probes(
+    overlay: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     objects = render(f"overlays/{overlay}")
     template = one(objects, "Deployment", "toolmesh-gateway")["spec"]["template"]
     gateway = container(template, "gateway")
@@ -247,15 +264,50 @@ def test_gateway_settings_and_probes(overlay: str, monkeypatch: pytest.MonkeyPat
     assert gateway["startupProbe"]["grpc"] == {"port": health_port}
     service = one(objects, "Service", "toolmesh-gateway")
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, "grpc")]
-    # every Triton endpoint is a pool's Service, on its gRPC port
+    # the Triton pods come from the EndpointSlices of the pools' Services, the pools from
+    # the placement file mounted from the overlay's ConfigMap
+    assert settings.discovery == "kubernetes"
+    assert "TOOLMESH_TRITON_URL" not in variables
+    assert settings.placement_file is not None
+    name, key = mounted_file(template, gateway, str(settings.placement_file))
+    assert name.startswith("toolmesh-placement-"), "the overlay's generated ConfigMap (hashed)"
+    here = tmp_path / key
+    here.write_text(one(objects, "ConfigMap", name)["data"][key])
+    pools = dataclasses.replace(settings, placement_file=here).pools()  # the gateway's parsing
+    assert {pool.name for pool in pools} == set(POOLS[overlay])
     services = {s["metadata"]["name"]: s for s in find(objects, "Service")}
-    urls = [e.url for e in settings.endpoints()]
-    assert len(urls) == len(POOLS[overlay])
-    for url in urls:
-        host, _, url_port = url.rpartition(":")
-        assert host in services, url
-        assert int(url_port) in [p["port"] for p in services[host]["spec"]["ports"]], url
-    assert {u.rpartition(":")[0] for u in urls} == {f"triton-{p}" for p in POOLS[overlay]}
+    for pool in pools:
+        service = services[pool.service]
+        assert pool.port_name in [p.get("name") for p in service["spec"]["ports"]], pool
+        # the Service is in front of exactly that pool's Triton pods
+        selected = [
+            d["metadata"]["name"]
+            for d in find(objects, "Deployment")
+            if selects(service["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+        ]
+        assert selected == [f"triton-{pool.name}"], (pool, selected)
+        # and the pool loads what the placement file lists for it
+        listed = yaml.safe_load(here.read_text())["pools"][pool.name]["models"]
+        assert pool.models == set(listed)
+    # the gateway's reading of pools: and the renderer's (toolmesh_models) agree on the file
+    rendered_from = load_placement(here).pools
+    assert {(p.name, p.service, p.models) for p in pools} == {
+        (name, entry.service, frozenset(entry.models)) for name, entry in rendered_from.items()
+    }
+
+
+def mounted_file(template: dict[str, Any], c: dict[str, Any], path: str) -> tuple[str, str]:
+    """The (ConfigMap, key) a container sees at ``path``: a subPath mount or a folder mount."""
+    volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+    for mount in c.get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        if "configMap" not in volume:
+            continue
+        if mount["mountPath"] == path and "subPath" in mount:
+            return volume["configMap"]["name"], mount["subPath"]
+        if str(Path(path).parent) == mount["mountPath"].rstrip("/") and "subPath" not in mount:
+            return volume["configMap"]["name"], Path(path).name
+    raise AssertionError(f"{path} is not mounted from a ConfigMap in {c['name']}")
 
 
 def triton_pools(overlay: str) -> list[tuple[str, dict[str, Any]]]:
@@ -301,10 +353,30 @@ def test_triton_serves_the_rendered_repository_with_health_probes(overlay: str) 
         assert container_ports(template)["grpc"] == int(grpc_port.split("=")[1]) == 8001
 
 
+def resolved_env(template: dict[str, Any], c: dict[str, Any]) -> dict[str, str]:
+    """The container's variables as the kubelet sets them: values, and labels by fieldRef."""
+    labels = template["metadata"]["labels"]
+    variables = {}
+    for variable in c.get("env", []):
+        if "value" in variable:
+            variables[variable["name"]] = variable["value"]
+            continue
+        field = variable["valueFrom"]["fieldRef"]["fieldPath"]
+        label = re.fullmatch(r"metadata\.labels\['([^']+)'\]", field)
+        assert label is not None, f"{c['name']}: {variable['name']} from {field}"
+        assert label.group(1) in labels, f"{variable['name']}: the pod has no label {field}"
+        variables[variable["name"]] = labels[label.group(1)]
+    return variables
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_init_container_renders_the_pools_placement(overlay: str, tmp_path: Path) -> None:
-    """Run the init container's command (our CLI) on its ConfigMap's placement file."""
+    """Run the init container's command (our CLI) on its ConfigMap's placement file:
+    each pool's repository holds exactly the models its pools: entry lists."""
     objects = render(f"overlays/{overlay}")
+    gateway = one(objects, "Deployment", "toolmesh-gateway")["spec"]["template"]
+    gateway_file = env(container(gateway, "gateway"))["TOOLMESH_PLACEMENT_FILE"]
+    gateway_config_map = mounted_file(gateway, container(gateway, "gateway"), gateway_file)
     for pool, deployment in triton_pools(overlay):
         template = deployment["spec"]["template"]
         init = container(template, "render-models", init=True)
@@ -316,7 +388,8 @@ def test_init_container_renders_the_pools_placement(overlay: str, tmp_path: Path
         (here / "placement").mkdir(parents=True)
         for key, text in config_map["data"].items():
             (here / "placement" / key).write_text(text)
-        variables = env(init)
+        variables = resolved_env(template, init)
+        assert variables["TOOLMESH_POOL"] == pool
         args = []
         for arg in init["args"]:  # Kubernetes expands $(VAR) from the container's env
             for name, value in variables.items():
@@ -324,6 +397,7 @@ def test_init_container_renders_the_pools_placement(overlay: str, tmp_path: Path
             args.append(
                 arg.replace(mount, str(here / "placement")).replace(models, str(here / "models"))
             )
+        assert f"--pool={pool}" in args
         assert init["command"][:3] == ["python3", "-m", "toolmesh_models.repository"]
         result = subprocess.run(
             [sys.executable, "-m", "toolmesh_models.repository", *args],
@@ -335,10 +409,14 @@ def test_init_container_renders_the_pools_placement(overlay: str, tmp_path: Path
         gpus = list(
             range(int(container(template, "tritonserver")["resources"]["limits"]["nvidia.com/gpu"]))
         )
-        placement = load_placement(here / "placement" / "placement.yaml")
+        # the pool renders from the very file the gateway reads
+        placement_file = next(a for a in args if a.startswith("--placement=")).split("=", 1)[1]
+        assert (config_map["metadata"]["name"], Path(placement_file).name) == gateway_config_map
+        listed = yaml.safe_load(Path(placement_file).read_text())["pools"][pool]["models"]
+        placement = load_placement(placement_file).for_pool(pool)
         repository = here / "models" / "repository"
-        assert sorted(p.name for p in repository.iterdir() if p.is_dir()) == available_models()
-        for model in available_models():
+        assert sorted(p.name for p in repository.iterdir() if p.is_dir()) == sorted(listed)
+        for model in listed:
             config = text_format.Parse(
                 (repository / model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()
             )
@@ -348,8 +426,18 @@ def test_init_container_renders_the_pools_placement(overlay: str, tmp_path: Path
                 assert groups == [(CPU, settings.cpu_count or settings.count, [])], (pool, model)
             else:
                 assert groups == [(GPU, settings.count, [i]) for i in gpus], (pool, model)
-        # the detector is on every GPU of every pool
-        assert placement.for_model("find").kind == "gpu"
+        # the detector is on every GPU of every pool that loads it
+        if "find" in listed:
+            assert groups_of(repository, "find") == [
+                (GPU, placement.for_model("find").count, [i]) for i in gpus
+            ]
+
+
+def groups_of(repository: Path, model: str) -> list[tuple[int, int, list[int]]]:
+    config = text_format.Parse(
+        (repository / model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()
+    )
+    return [(g.kind, g.count, list(g.gpus)) for g in config.instance_group]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -397,13 +485,62 @@ def test_overlay_images_are_set_in_one_place() -> None:
         assert not any(i.startswith("toolmesh/") for i in images), "an image escaped `images:`"
 
 
-def test_pool_placements_keep_the_cpu_gpu_split_of_the_repository() -> None:
+def overlay_placement(overlay: str) -> Path:
+    return DEPLOY / "overlays" / overlay / "placement.yaml"
+
+
+def test_each_overlay_has_one_placement_file() -> None:
+    assert not list((DEPLOY / "overlays").glob("*/pool-*/placement.yaml")), "one file per overlay"
+    for overlay in OVERLAYS:
+        kustomization = yaml.safe_load(
+            (DEPLOY / "overlays" / overlay / "kustomization.yaml").read_text()
+        )
+        [generator] = kustomization["configMapGenerator"]
+        assert generator["name"] == "toolmesh-placement"
+        assert generator["files"] == ["placement.yaml"]
+        assert set(load_placement(overlay_placement(overlay)).pools) == set(POOLS[overlay])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pool_placements_keep_the_cpu_gpu_split_of_the_repository(overlay: str) -> None:
     """Pools tune counts; which models are pinned to the CPU follows triton_models/toolmesh_models/placement.yaml."""
     base = load_placement()
-    pool_files = sorted((DEPLOY / "overlays").glob("*/pool-*/placement.yaml"))
-    assert len(pool_files) == sum(len(p) for p in POOLS.values())
-    for path in pool_files:
-        pool = load_placement(path)
-        for model in available_models():
-            assert pool.for_model(model).kind == base.for_model(model).kind, (path, model)
-            assert pool.for_model(model).batching == base.for_model(model).batching, (path, model)
+    placement = load_placement(overlay_placement(overlay))
+    check_placement(placement)  # every name a model, every BLS caller beside find
+    for pool in placement.pools:
+        view = placement.for_pool(pool)
+        for model in view.loads or ():
+            assert view.for_model(model).kind == base.for_model(model).kind, (pool, model)
+            assert view.for_model(model).batching == base.for_model(model).batching, (pool, model)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_function_is_served_by_some_pool(overlay: str) -> None:
+    """The gateway refuses to start when a Function's model is in no pool."""
+    pools = yaml.safe_load(overlay_placement(overlay).read_text())["pools"]
+    served = {model for entry in pools.values() for model in entry["models"]}
+    for path in sorted(FUNCTIONS_DIR.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        assert document["spec"]["model"]["name"] in served, (overlay, path.name)
+
+
+#: The DiCE-C split (issue 16): transformer models on the 48 GB cards, the light ones on the
+#: 16 GB cards. find (CenterNet) is light; the big pool loads it too because
+#: verify_property calls it inside Triton.
+HEAVY = {"simple_query", "caption", "verify_property", "best_image_match", "best_text_match",
+         "compute_depth"}  # fmt: skip
+LIGHT = {"greyscale", "resize", "rotate", "color_depth", "convert_format", "dominant_color",
+         "find", "exists", "count", "read_text"}  # fmt: skip
+
+
+def test_mixed_gpu_puts_heavy_models_on_the_big_gpus() -> None:
+    assert set(available_models()) == HEAVY | LIGHT
+    pools = yaml.safe_load(overlay_placement("mixed-gpu").read_text())["pools"]
+    assert set(pools["a6000"]["models"]) == HEAVY | {"find"}
+    assert set(pools["a4000"]["models"]) == LIGHT
+
+
+def test_single_gpu_type_loads_every_model_in_its_one_pool() -> None:
+    pools = yaml.safe_load(overlay_placement("single-gpu-type").read_text())["pools"]
+    assert list(pools) == ["a100"]
+    assert sorted(pools["a100"]["models"]) == available_models()

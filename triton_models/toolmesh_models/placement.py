@@ -5,6 +5,14 @@ machine. :func:`instance_groups` turns a model's placement and the machine's GPU
 inventory into instance groups: one ``KIND_GPU`` group per GPU the model uses,
 or one ``KIND_CPU`` group when the model is pinned to the CPU or the machine has
 no GPU. The file format is documented at the top of ``placement.yaml``.
+
+A cluster runs one Triton pool per GPU type, and a pool need not load every
+model: the optional ``pools:`` section says which models each pool loads (and may
+override their settings there). :meth:`Placement.for_pool` narrows a placement to
+one pool; the renderer then writes only that pool's models. The gateway reads the
+same section (each pool's Service and model names) to route a function to the
+pools that serve its model, so its shape is a contract with
+``toolmesh_gateway.pools``.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +36,7 @@ __all__ = [
     "GPUS_ENV",
     "ModelPlacement",
     "Placement",
+    "PoolPlacement",
     "detect_gpus",
     "instance_groups",
     "load_placement",
@@ -40,6 +49,10 @@ GPUS_ENV = "TOOLMESH_GPUS"
 _KEYS = frozenset({"kind", "count", "cpu_count", "gpus", "batching"})
 _KINDS = ("gpu", "cpu")
 _BATCHING = ("always", "gpu", "never")
+_POOL_KEYS = frozenset({"service", "models"})
+#: Kubernetes' DNS-1035 label: what a Service name must be (and, as the gateway checks the
+#: same, a pool name, which becomes part of object names through the overlay's nameSuffix).
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -73,18 +86,77 @@ class ModelPlacement:
 
 
 @dataclass(frozen=True)
+class PoolPlacement:
+    """One entry of the ``pools:`` section: a Triton pool and the models it loads.
+
+    Attributes:
+        name: The pool's name (``pools.<name>``), a DNS-1035 label.
+        service: The pool's Kubernetes Service, whose EndpointSlices the gateway
+            watches (default ``triton-<name>``).
+        models: Each model the pool loads, with the settings it overrides in this
+            pool only (often none: ``{}``).
+    """
+
+    name: str
+    service: str
+    models: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
 class Placement:
-    """A parsed placement file.
+    """A parsed placement file, or one pool's view of it (see :meth:`for_pool`).
 
     Attributes:
         source: Where it came from, for error messages.
         defaults: Settings applied to every model (``defaults:``).
-        models: Each named model's own settings (``models:``), not yet merged.
+        models: Each named model's own settings (``models:``), not yet merged with
+            ``defaults``; in a pool's view, already merged with the pool's entry.
+        pools: The ``pools:`` section by pool name; empty when the file has none
+            (one pool loading every model).
+        pool: The pool this view is narrowed to, or None for the whole file.
     """
 
     source: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
     models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    pools: Mapping[str, PoolPlacement] = field(default_factory=dict)
+    pool: str | None = None
+
+    @property
+    def loads(self) -> frozenset[str] | None:
+        """The models a rendering of this placement holds: the pool's, or None (every model)."""
+        if self.pool is None:
+            return None
+        return frozenset(self.pools[self.pool].models)
+
+    def for_pool(self, name: str) -> Placement:
+        """Return the view of pool ``name``: only its models, its settings merged over ``models``.
+
+        A pool's model entry overrides the model's top-level ``models`` entry, which
+        overrides ``defaults``: the pool says what differs on its hardware, the rest
+        stays in one place.
+
+        Raises:
+            PlacementError: The file has no ``pools:`` section or no pool ``name``;
+                the message lists the pools there are.
+        """
+        if not self.pools:
+            raise PlacementError(
+                f"{self.source}: there is no pool {name!r}: the file has no 'pools:' section "
+                "(without one, render every model: leave out --pool)"
+            )
+        if name not in self.pools:
+            raise PlacementError(
+                f"{self.source}: there is no pool {name!r}; the pools are {sorted(self.pools)}"
+            )
+        if self.pool is not None and self.pool != name:
+            raise PlacementError(
+                f"{self.source}: this is already pool {self.pool!r}'s view; ask the whole file"
+            )
+        merged = dict(self.models)
+        for model, overrides in self.pools[name].models.items():
+            merged[model] = {**self.models.get(model, {}), **overrides}
+        return replace(self, models=merged, pool=name)
 
     def for_model(self, model: str) -> ModelPlacement:
         """Return ``model``'s placement: its own settings over ``defaults``.
@@ -131,12 +203,12 @@ def parse_placement(document: Any, *, source: str = "placement") -> Placement:
     if document is None:
         return Placement(source=source)
     if not isinstance(document, dict):
-        raise PlacementError(f"{source}: expected a mapping with 'defaults' and 'models'")
-    unknown = set(document) - {"defaults", "models"}
+        raise PlacementError(f"{source}: expected a mapping with 'defaults', 'models' and 'pools'")
+    unknown = set(document) - {"defaults", "models", "pools"}
     if unknown:
         raise PlacementError(
             f"{source}: unknown top-level key(s) {sorted(map(str, unknown))}; "
-            "expected 'defaults' and 'models'"
+            "expected 'defaults', 'models' and 'pools'"
         )
     defaults = _settings(document.get("defaults") or {}, f"{source}: defaults")
     models_doc = document.get("models") or {}
@@ -146,7 +218,71 @@ def parse_placement(document: Any, *, source: str = "placement") -> Placement:
         str(name): _settings(value or {}, f"{source}: models.{name}")
         for name, value in models_doc.items()
     }
-    return Placement(source=source, defaults=defaults, models=models)
+    pools = _pools(document["pools"], source) if "pools" in document else {}
+    for pool in pools.values():
+        for model, overrides in pool.models.items():
+            merged = {**defaults, **models.get(model, {}), **overrides}
+            if merged.get("kind") == "cpu" and "gpus" in merged:
+                raise PlacementError(
+                    f"{source}: pools.{pool.name}.models.{model}: with the settings it inherits "
+                    "it has both kind: cpu and 'gpus', which make no sense together"
+                )
+    return Placement(source=source, defaults=defaults, models=models, pools=pools)
+
+
+def _pools(value: Any, source: str) -> dict[str, PoolPlacement]:
+    """Validate the ``pools:`` section; present means at least one pool, each with models.
+
+    An empty section is refused rather than read as "no pools": absent means one
+    pool loading every model, and an empty one is more likely a mistake than that.
+    """
+    if not isinstance(value, dict) or not value:
+        raise PlacementError(
+            f"{source}: pools: expected a non-empty mapping of pool name to "
+            "{service, models} (leave the section out for one pool loading every model)"
+        )
+    pools: dict[str, PoolPlacement] = {}
+    services: dict[str, str] = {}
+    for name, entry in value.items():
+        where = f"{source}: pools.{name}"
+        if not isinstance(name, str) or not _DNS_1035.match(name):
+            raise PlacementError(
+                f"{where}: a pool name must be a DNS-1035 label (a-z, 0-9 and '-', "
+                "starting with a letter, at most 63 characters)"
+            )
+        if not isinstance(entry, dict):
+            raise PlacementError(f"{where}: expected a mapping with keys {sorted(_POOL_KEYS)}")
+        unknown = set(entry) - _POOL_KEYS
+        if unknown:
+            raise PlacementError(
+                f"{where}: unknown key(s) {sorted(map(str, unknown))}; "
+                f"allowed: {sorted(_POOL_KEYS)}"
+            )
+        service = entry.get("service", f"triton-{name}")
+        if not isinstance(service, str) or not _DNS_1035.match(service):
+            raise PlacementError(
+                f"{where}.service: must be a Service name (a DNS-1035 label: a-z, 0-9 and "
+                f"'-', starting with a letter, at most 63 characters), got {service!r}"
+            )
+        if service in services:
+            raise PlacementError(
+                f"{where}.service: {service!r} is already the Service of pool {services[service]!r}"
+            )
+        services[service] = name
+        models = entry.get("models")
+        if not isinstance(models, dict) or not models:
+            raise PlacementError(
+                f"{where}.models: expected a non-empty mapping of model name to settings"
+            )
+        pools[name] = PoolPlacement(
+            name=name,
+            service=service,
+            models={
+                str(model): _settings(settings or {}, f"{where}.models.{model}")
+                for model, settings in models.items()
+            },
+        )
+    return pools
 
 
 def _settings(value: Any, where: str) -> dict[str, Any]:

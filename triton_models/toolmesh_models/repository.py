@@ -8,6 +8,13 @@ the machine's GPUs. Triton then loads the rendered copy.
 a hand-run Triton) the same rendering is a command::
 
     python -m toolmesh_models.repository --placement placement.yaml --gpus 0,1 --out /models
+
+With ``--pool NAME`` only the models of that pool of the placement's ``pools:``
+section are rendered, with the pool's settings. A model that calls another inside
+Triton (BLS: ``exists``, ``count`` and ``verify_property`` call ``find``) says so in its
+``config.pbtxt`` (the ``bls_models`` parameter), and a pool that loads it without
+what it calls is refused here, before a pod starts a Triton whose model would
+fail on its first request.
 """
 
 from __future__ import annotations
@@ -26,11 +33,22 @@ from .errors import PlacementError, RepositoryError
 from .paths import PLACEMENT_FILE, REPOSITORY
 from .placement import Placement, detect_gpus, instance_groups, load_placement
 
-__all__ = ["MARKER", "available_models", "read_config", "render_repository"]
+__all__ = [
+    "BLS_MODELS_PARAMETER",
+    "MARKER",
+    "available_models",
+    "bls_models",
+    "check_placement",
+    "read_config",
+    "render_repository",
+]
 
 CONFIG = "config.pbtxt"
 MARKER = ".toolmesh-rendered"
 """File that marks a folder as a rendered repository, which rendering may replace."""
+BLS_MODELS_PARAMETER = "bls_models"
+"""``config.pbtxt`` parameter listing (comma-separated) the models a model calls inside
+Triton; they must be loaded by the same server, so a pool must load them too."""
 
 
 def available_models(source: Path = REPOSITORY) -> list[str]:
@@ -50,6 +68,69 @@ def read_config(path: Path) -> model_config_pb2.ModelConfig:
         raise RepositoryError(f"{path}: cannot parse the model configuration: {exc}") from exc
 
 
+def bls_models(model: str, source: Path = REPOSITORY) -> frozenset[str]:
+    """The models ``model`` calls inside Triton, from its ``bls_models`` config parameter.
+
+    Raises:
+        RepositoryError: The config cannot be parsed.
+    """
+    config = read_config(Path(source) / model / CONFIG)
+    if BLS_MODELS_PARAMETER not in config.parameters:
+        return frozenset()
+    value = config.parameters[BLS_MODELS_PARAMETER].string_value
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
+
+
+def check_placement(placement: Placement, source: Path = REPOSITORY) -> None:
+    """Check a placement against a repository: every name a model of it, every pool whole.
+
+    The whole file is checked whichever pool is rendered, so a mistake in one pool
+    fails every pool's rendering (and the deploy tests) rather than only that pool's
+    pods at run time.
+
+    Raises:
+        PlacementError: ``models:`` or a pool names a model ``source`` lacks, or a
+            pool loads a model without a model it calls inside Triton (naming both).
+        RepositoryError: A config cannot be parsed, or its ``bls_models`` names a
+            model ``source`` lacks.
+    """
+    source = Path(source)
+    available = available_models(source)
+    unknown = sorted(set(placement.models) - set(available))
+    if unknown:
+        raise PlacementError(
+            f"{placement.source}: models {unknown} are not in {source} (it has {available})"
+        )
+    for pool in placement.pools.values():
+        unknown = sorted(set(pool.models) - set(available))
+        if unknown:
+            raise PlacementError(
+                f"{placement.source}: pools.{pool.name}.models: {unknown} are not models "
+                f"of {source} (it has {available})"
+            )
+    # only pools are checked for colocation: without pools every model is rendered, and
+    # a hand-picked subset (``models=``) is the caller's business
+    pooled = sorted({model for pool in placement.pools.values() for model in pool.models})
+    calls = {model: bls_models(model, source) for model in pooled}
+    for model, called in calls.items():
+        strangers = sorted(called - set(available))
+        if strangers:
+            raise RepositoryError(
+                f"{source / model / CONFIG}: parameter {BLS_MODELS_PARAMETER!r} names "
+                f"{strangers}, which are not models of {source}"
+            )
+    for pool in placement.pools.values():
+        for model in sorted(pool.models):
+            missing = sorted(calls[model] - set(pool.models))
+            if missing:
+                raise PlacementError(
+                    f"{placement.source}: pools.{pool.name} loads {model!r} but not "
+                    f"{', '.join(map(repr, missing))}, which {model!r} calls inside Triton "
+                    f"(BLS; see {BLS_MODELS_PARAMETER!r} in its config.pbtxt): add "
+                    f"{', '.join(missing)} to pools.{pool.name}.models"
+                )
+
+
 def render_repository(
     dest: Path,
     *,
@@ -57,6 +138,7 @@ def render_repository(
     gpus: Sequence[int],
     source: Path = REPOSITORY,
     models: Iterable[str] | None = None,
+    pool: str | None = None,
 ) -> list[str]:
     """Write a model repository for a machine with ``gpus`` into ``dest``.
 
@@ -67,10 +149,14 @@ def render_repository(
 
     Args:
         dest: Folder to write (Triton's ``--model-repository``).
-        placement: The parsed placement file.
+        placement: The parsed placement file, or one pool's view of it
+            (:meth:`.placement.Placement.for_pool`).
         gpus: The machine's GPU indices (see :func:`.placement.detect_gpus`).
         source: The repository to copy from.
-        models: Names of the models to include; None for all of ``source``.
+        models: Names of the models to include; None for all of ``source`` (or,
+            for a pool, all of the pool's).
+        pool: Render pool ``pool`` of the placement's ``pools:`` section: only its
+            models, with its settings. Same as passing ``placement.for_pool(pool)``.
 
     Returns:
         The names of the rendered models, sorted.
@@ -79,20 +165,30 @@ def render_repository(
         RepositoryError: A model is missing from ``source``, its config cannot be
             parsed or names another model, or ``dest`` is a folder that is not a
             rendering.
-        PlacementError: The placement names a model ``source`` lacks, or asks for
-            a GPU the machine does not have.
+        PlacementError: The placement names a model ``source`` lacks, a pool lacks
+            a model one of its models calls (see :func:`check_placement`), ``pool``
+            is not a pool of the file, ``models`` names a model outside the pool, or
+            the placement asks for a GPU the machine does not have.
     """
     dest, source = Path(dest).resolve(), Path(source).resolve()
+    if pool is not None:
+        placement = placement.for_pool(pool)
+    check_placement(placement, source)
     available = available_models(source)
-    unknown = sorted(set(placement.models) - set(available))
-    if unknown:
-        raise PlacementError(
-            f"{placement.source}: models {unknown} are not in {source} (it has {available})"
-        )
-    names = available if models is None else sorted(set(models))
-    missing = [name for name in names if name not in available]
-    if missing:
-        raise RepositoryError(f"models {missing} are not in {source} (it has {available})")
+    loads = placement.loads
+    if models is None:
+        names = available if loads is None else sorted(loads)
+    else:
+        names = sorted(set(models))
+        missing = [name for name in names if name not in available]
+        if missing:
+            raise RepositoryError(f"models {missing} are not in {source} (it has {available})")
+        outside = [name for name in names if loads is not None and name not in loads]
+        if outside:
+            raise PlacementError(
+                f"{placement.source}: models {outside} are not in pool {placement.pool!r} "
+                f"(it loads {sorted(loads or ())})"
+            )
     if dest == source or source in dest.parents:
         raise RepositoryError(f"refusing to render into {dest}: it is inside the source {source}")
     if dest.exists() and any(dest.iterdir()) and not (dest / MARKER).exists():
@@ -154,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--source", type=Path, default=REPOSITORY, help="repository to copy")
     parser.add_argument("--models", help="comma-separated model names (default: all)")
+    parser.add_argument(
+        "--pool",
+        help="render only this pool's models, with its settings (the placement's pools: "
+        "section); default: every model",
+    )
     args = parser.parse_args(argv)
     try:
         gpus = detect_gpus() if args.gpus is None else _parse_gpus(args.gpus)
@@ -163,12 +264,14 @@ def main(argv: list[str] | None = None) -> int:
             gpus=gpus,
             source=args.source,
             models=None if args.models is None else args.models.split(","),
+            pool=args.pool,
         )
     except (PlacementError, RepositoryError) as exc:
         print(f"toolmesh_models.repository: {exc}", file=sys.stderr)
         return 2
     where = f"GPU(s) {', '.join(map(str, gpus))}" if gpus else "no GPU (KIND_CPU)"
-    print(f"rendered {', '.join(names)} into {args.out} for {where}")
+    pool = f" (pool {args.pool})" if args.pool else ""
+    print(f"rendered {', '.join(names)}{pool} into {args.out} for {where}")
     return 0
 
 
