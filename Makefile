@@ -24,7 +24,7 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-PARTS := sdk gateway triton_models codegen local
+PARTS := sdk gateway triton_models codegen planner local
 
 # Every part editable (one requirements file), so the checkout is what runs.
 $(VENV)/.installed: requirements-dev.txt $(foreach p,$(PARTS),$(p)/pyproject.toml)
@@ -54,7 +54,7 @@ demo: setup
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check sdk gateway triton_models tests perf codegen local
+	$(BIN)/ruff format --check sdk gateway triton_models tests perf codegen planner local
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

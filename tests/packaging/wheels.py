@@ -17,6 +17,7 @@ PARTS = {
     "gateway": "toolmesh-gateway",
     "triton_models": "toolmesh-models",
     "codegen": "toolmesh-codegen",
+    "planner": "toolmesh-planner",
     "local": "toolmesh-local",
 }
 #: What a client alone must never pull in: the server stack and the other parts.
@@ -35,6 +36,7 @@ SERVER_DISTRIBUTIONS = {
     "toolmesh-gateway",
     "toolmesh-models",
     "toolmesh-codegen",
+    "toolmesh-planner",
     "toolmesh-local",
 }
 #: The virtual environment's own installer, not something the client installed.

@@ -1,0 +1,264 @@
+"""``toolmesh profile``'s measurements: each model's service times, straight on Triton.
+
+As perf_analyzer does, requests go to Triton itself (``tritonclient``), not through
+the gateway: a profile describes the device, and the hop to it is the plan's own
+parameter. The gateway is asked only for its registry, which says which model
+serves each function and what the function's parameters are, so the requests are
+the tensors the gateway would build (``triton_models/README.md``) with sample
+arguments. Per model:
+
+- **batch size 1, one request at a time**: the service-time distribution;
+- **larger batches** (models with ``max_batch_size`` > 0): the same, per batch size;
+- **concurrency** 2, 4, …: closed-loop throughput and latency, from which the
+  device's *parallelism* follows: ``throughput × service time`` at the highest
+  concurrency is how many instances ran at full speed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tritonclient.grpc import InferInput
+from tritonclient.grpc.aio import InferenceServerClient
+
+import toolmesh
+from toolmesh_planner.profile import ConcurrencyPoint, DeviceProfile, ModelProfile, ServiceTime
+
+__all__ = ["ProfileSettings", "model_inputs", "profile_device", "read_image"]
+
+#: Sample arguments by parameter name, where the schema gives no default or choice.
+_SAMPLES: dict[str, Any] = {
+    "object_name": "person",
+    "question": "What is in the picture?",
+    "property": "red",
+    "text": "a street with people",
+    "texts": ["a street", "a beach"],
+    "format": "PNG",
+}
+
+_NUMPY_TYPES = {
+    "TYPE_UINT8": np.uint8,
+    "TYPE_UINT16": np.uint16,
+    "TYPE_INT32": np.int32,
+    "TYPE_INT64": np.int64,
+    "TYPE_FP32": np.float32,
+    "TYPE_FP64": np.float64,
+    "TYPE_BOOL": np.bool_,
+    "TYPE_STRING": np.object_,
+}
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """How much to measure: samples per point, batch sizes, concurrencies."""
+
+    samples: int = 30
+    batch_samples: int = 10
+    batch_sizes: tuple[int, ...] = (2, 4, 8)
+    concurrencies: tuple[int, ...] = (2, 4)
+    warmup: int = 3
+
+
+def _sample_value(name: str, schema: Mapping[str, Any], image: bytes) -> Any:
+    if schema.get("format") == "image":
+        return image
+    kind = schema.get("type")
+    if kind == "array":
+        items = schema.get("items", {})
+        if items.get("format") == "image":
+            return [image, image]
+        if name in _SAMPLES and isinstance(_SAMPLES[name], list):
+            return _SAMPLES[name]
+        return [] if not schema.get("minItems") else [_sample_value(name, items, image)]
+    if "default" in schema:
+        return schema["default"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "string":
+        return _SAMPLES.get(name, "person")
+    if kind in ("number", "integer"):
+        return schema.get("minimum", 1)
+    if kind == "boolean":
+        return False
+    return _SAMPLES.get(name, "")
+
+
+def model_inputs(
+    function: toolmesh.FunctionInfo, config: Mapping[str, Any], image: bytes, batch: int = 1
+) -> list[InferInput]:
+    """The tensors of one request of ``batch`` items, built as the gateway builds them.
+
+    Raises:
+        ValueError: a parameter the model's config has no input for.
+    """
+    declared = {i["name"]: i for i in config.get("input", [])}
+    batched = int(config.get("max_batch_size", 0)) > 0
+    properties: dict[str, Any] = function.parameters_schema.get("properties", {})
+    inputs: list[InferInput] = []
+    for name, schema in properties.items():
+        if name not in declared:
+            raise ValueError(f"model {function.model!r} has no input {name!r}")
+        value = _sample_value(name, schema, image)
+        if schema.get("format") == "image":
+            array = np.frombuffer(value, dtype=np.uint8)
+        elif schema.get("type") == "array" and schema.get("items", {}).get("format") == "image":
+            array = np.array(value, dtype=np.object_)
+        else:
+            dtype = _NUMPY_TYPES.get(declared[name].get("data_type", ""), np.object_)
+            items = value if isinstance(value, list) else [value]
+            if dtype is np.object_:
+                array = np.array([str(v).encode() for v in items], dtype=np.object_)
+            else:
+                array = np.array(items, dtype=dtype)
+            dims = [int(d) for d in declared[name].get("dims", [])]
+            if len(dims) == 2 and array.size == 0:
+                array = array.reshape(0, dims[1])
+        if batched:
+            array = np.stack([array] * batch)
+        tensor = InferInput(name, list(array.shape), _triton_type(declared[name]["data_type"]))
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    return inputs
+
+
+def _triton_type(config_type: str) -> str:
+    return "BYTES" if config_type == "TYPE_STRING" else config_type.removeprefix("TYPE_")
+
+
+async def _timed(call: Callable[[], Any], n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await call()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+async def _closed_loop(
+    call: Callable[[], Any], concurrency: int, requests: int
+) -> ConcurrencyPoint:
+    remaining = requests
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            started = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return ConcurrencyPoint(len(latencies) / elapsed, statistics.fmean(latencies))
+
+
+async def _profile_model(
+    triton: InferenceServerClient,
+    model: str,
+    functions: Sequence[toolmesh.FunctionInfo],
+    image: bytes,
+    settings: ProfileSettings,
+    progress: Callable[[str], None],
+) -> ModelProfile:
+    config = (await triton.get_model_config(model, as_json=True))["config"]
+    groups = config.get("instance_group", [])
+    instances = sum(int(g.get("count", 1)) * max(1, len(g.get("gpus", []))) for g in groups) or 1
+    kind = str(groups[0].get("kind", "KIND_CPU")) if groups else "KIND_CPU"
+    max_batch = int(config.get("max_batch_size", 0))
+
+    def request(batch: int) -> Callable[[], Any]:
+        inputs = model_inputs(functions[0], config, image, batch)
+        return lambda: triton.infer(model, inputs)
+
+    one = request(1)
+    await _timed(one, settings.warmup)
+    service = {1: ServiceTime.of(await _timed(one, settings.samples))}
+    progress(f"{model}: batch 1 mean {service[1].mean * 1000:.1f} ms")
+    for size in settings.batch_sizes:
+        if size <= max_batch:
+            service[size] = ServiceTime.of(await _timed(request(size), settings.batch_samples))
+            progress(f"{model}: batch {size} mean {service[size].mean * 1000:.1f} ms")
+    points = {1: ConcurrencyPoint(1 / service[1].mean, service[1].mean)}
+    for concurrency in settings.concurrencies:
+        points[concurrency] = await _closed_loop(
+            one, concurrency, max(settings.samples, 4 * concurrency)
+        )
+        progress(
+            f"{model}: concurrency {concurrency}: {points[concurrency].throughput_per_s:.1f}/s"
+        )
+    return ModelProfile(
+        functions=tuple(sorted(f.name for f in functions)),
+        service=service,
+        instances=instances,
+        max_batch_size=max_batch,
+        kind=kind,
+        concurrency=points,
+    )
+
+
+def _parallelism(models: Mapping[str, ModelProfile], fallback: float) -> float:
+    """Instances at full speed at once: throughput × service time at the top concurrency,
+    over the models that ran more than one instance (else ``fallback``)."""
+    readings = []
+    for model in models.values():
+        if model.instances < 2 or len(model.concurrency) < 2:
+            continue
+        top = model.concurrency[max(model.concurrency)]
+        readings.append(min(model.instances, top.throughput_per_s * model.service[1].mean))
+    return max(1.0, statistics.median(readings)) if readings else fallback
+
+
+async def profile_device(
+    triton_url: str,
+    functions: Sequence[toolmesh.FunctionInfo],
+    *,
+    device_type: str,
+    image: bytes,
+    settings: ProfileSettings = ProfileSettings(),
+    description: str = "",
+    progress: Callable[[str], None] = lambda _: None,
+) -> DeviceProfile:
+    """Profile the models behind ``functions`` on the Triton at ``triton_url``."""
+    by_model: dict[str, list[toolmesh.FunctionInfo]] = {}
+    for function in functions:
+        by_model.setdefault(function.model or function.name, []).append(function)
+    models: dict[str, ModelProfile] = {}
+    async with InferenceServerClient(triton_url) as triton:
+        for model, served in sorted(by_model.items()):
+            models[model] = await _profile_model(triton, model, served, image, settings, progress)
+    cpus = os.cpu_count() or 1
+    machine = {
+        "host": platform.node(),
+        "machine": platform.machine(),
+        "cpus": cpus,
+        "python": platform.python_version(),
+        "triton_url": triton_url,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return DeviceProfile(
+        device_type=device_type,
+        models=models,
+        parallelism=_parallelism(models, float(cpus)),
+        description=description,
+        machine=machine,
+    )
+
+
+def read_image(path: Path | None) -> bytes:
+    """The image the requests carry: ``path``, or the first bundled street frame."""
+    if path is not None:
+        return path.read_bytes()
+    from toolmesh.data import STREET_FRAMES
+
+    return sorted(STREET_FRAMES.glob("*.jpg"))[0].read_bytes()

@@ -1,0 +1,145 @@
+"""Workloads: the call graph of each task, recovered from what a run recorded.
+
+The parallelizer's plan (``toolmesh_codegen.parallelize.plan``) counts a program's
+rounds, but how many calls a round makes is data: ``street_report`` makes one
+``resize`` and one ``greyscale`` per vehicle ``find`` returns. So the planner takes
+the graph from a run: every record of ``toolmesh run``'s results file lists its
+task's calls with their start and end, and a call depends on the calls that had
+ended before it started (happens-before). For programs made of ``asyncio.gather``
+rounds that is exactly their graph; for branches of unequal length it may add an
+edge the program did not have, which can only lengthen a prediction. Recording
+also avoids a dependency on the codegen part: the planner reads data, not
+programs, so a trace from any client (or a hand-written graph) is a workload too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Call", "TaskShape", "Workload", "WorkloadError", "shapes_from_results"]
+
+#: Calls that start within this many seconds of another's end are taken as concurrent
+#: with it (a clock's resolution and a scheduler's jitter), not dependent on it.
+_EPSILON_S = 1e-4
+
+
+class WorkloadError(ValueError):
+    """A results file or graph that does not describe a workload."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of a task: the function, the calls it waits for, the client's delay.
+
+    ``delay_s`` is the time between the last dependency's answer (or the task's
+    start) and this call being sent: the program's own work between rounds.
+    """
+
+    function: str
+    deps: tuple[int, ...] = ()
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class TaskShape:
+    """The call graph of one task; ``tail_s`` is the program's work after its last call."""
+
+    calls: tuple[Call, ...]
+    tail_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        for i, call in enumerate(self.calls):
+            if any(d >= i or d < 0 for d in call.deps):
+                raise WorkloadError(f"call {i} depends on a call that is not before it")
+
+    @property
+    def rounds(self) -> int:
+        """The longest chain of dependent calls (the critical path in calls)."""
+        depth: list[int] = []
+        for call in self.calls:
+            depth.append(1 + max((depth[d] for d in call.deps), default=0))
+        return max(depth, default=0)
+
+    @classmethod
+    def chain(cls, functions: Sequence[str]) -> TaskShape:
+        """Each call after the one before (a pipeline)."""
+        return cls(tuple(Call(f, (i - 1,) if i else ()) for i, f in enumerate(functions)))
+
+    @classmethod
+    def rounds_of(cls, rounds: Sequence[Sequence[str]]) -> TaskShape:
+        """Rounds of concurrent calls, each round waiting for the whole previous one."""
+        calls: list[Call] = []
+        previous: tuple[int, ...] = ()
+        for round_ in rounds:
+            first = len(calls)
+            calls.extend(Call(f, previous) for f in round_)
+            previous = tuple(range(first, len(calls)))
+        return cls(tuple(calls))
+
+
+@dataclass(frozen=True)
+class Workload:
+    """``tasks`` tasks cycling through ``shapes``, run ``concurrency`` at a time.
+
+    That is how ``toolmesh run`` runs a batch: a closed loop of ``concurrency``
+    workers, each starting its next task when its last one ends.
+    """
+
+    shapes: tuple[TaskShape, ...]
+    tasks: int
+    concurrency: int
+
+    def __post_init__(self) -> None:
+        if not self.shapes:
+            raise WorkloadError("a workload needs at least one task shape")
+        if self.tasks < 1 or self.concurrency < 1:
+            raise WorkloadError("tasks and concurrency must be at least 1")
+
+    def functions(self) -> set[str]:
+        return {c.function for s in self.shapes for c in s.calls}
+
+    def calls_per_task(self) -> dict[str, float]:
+        """Mean calls per task of each function."""
+        counts: dict[str, float] = {}
+        for shape in self.shapes:
+            for call in shape.calls:
+                counts[call.function] = counts.get(call.function, 0.0) + 1 / len(self.shapes)
+        return counts
+
+
+def _shape(record: Mapping[str, Any], *, keep_delays: bool) -> TaskShape:
+    calls = sorted(record.get("calls") or [], key=lambda c: float(c["start"]))
+    start = float(record.get("start", calls[0]["start"] if calls else 0.0))
+    shaped: list[Call] = []
+    for i, call in enumerate(calls):
+        begun = float(call["start"])
+        deps = tuple(j for j in range(i) if float(calls[j]["end"]) <= begun + _EPSILON_S)
+        # keep only the deps no other dep already implies (a smaller, equivalent graph)
+        implied = {d for j in deps for d in shaped[j].deps}
+        deps = tuple(d for d in deps if d not in implied)
+        ready = max((float(calls[d]["end"]) for d in deps), default=start)
+        delay = max(0.0, begun - ready) if keep_delays else 0.0
+        shaped.append(Call(str(call["function"]), deps, delay))
+    end = float(record.get("end", max((float(c["end"]) for c in calls), default=start)))
+    last = max((float(c["end"]) for c in calls), default=start)
+    tail = max(0.0, end - last) if keep_delays else 0.0
+    return TaskShape(tuple(shaped), tail)
+
+
+def shapes_from_results(
+    records: Iterable[Mapping[str, Any]], *, keep_delays: bool = True
+) -> tuple[TaskShape, ...]:
+    """The call graph of each successful task of a ``toolmesh run`` results file.
+
+    ``keep_delays`` keeps the client's own time between rounds (decoding, cropping);
+    recorded at high concurrency it includes waiting for a busy CPU, so record the
+    workload at a low one (``toolmesh run --concurrency 1``).
+    """
+    shapes = tuple(
+        _shape(r, keep_delays=keep_delays) for r in records if r.get("ok", True) and r.get("calls")
+    )
+    if not shapes:
+        raise WorkloadError("no successful task with recorded calls")
+    return shapes
