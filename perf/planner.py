@@ -13,8 +13,9 @@ configuration's placement:
 - the five-step image pipeline greyscale → resize → color_depth → rotate → convert_format.
 
 The programs' call graphs are recorded first at concurrency 1 (as ``toolmesh plan
---program`` does); the network hop is the median, over those calls, of the time a
-call took minus its model's profiled mean service time. Writes
+--program`` does), which also scales each function's profiled service time to the
+program's own inputs (crops are cheaper than the full frame the profile used); the
+hop is the profile's measured gateway cost per call. Writes
 ``perf/results/planner.json`` (``validation: [{config, predicted_s, measured_s,
 error}]``), the profile (``perf/results/planner_profile_cpu-2core.yaml``) and the
 README table.
@@ -29,13 +30,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from perf._harness import RESULTS, write_results
-from toolmesh import ClientSettings, GrpcTransport
+from toolmesh import Client, ClientSettings, GrpcTransport
 from toolmesh.batch import BatchConfig, read_results, run_batch
 from toolmesh.data import STREET_FRAMES, STREET_REPORT
 from toolmesh_local.mesh import LocalMesh
@@ -43,7 +43,12 @@ from toolmesh_planner.measure import ProfileSettings, profile_device, read_image
 from toolmesh_planner.profile import DeviceProfile, ModelProfile, save_profile
 from toolmesh_planner.search import NodeType, Target, search
 from toolmesh_planner.simulate import ModelSetup, NodeSetup, simulate
-from toolmesh_planner.workload import TaskShape, Workload, shapes_from_results
+from toolmesh_planner.workload import (
+    TaskShape,
+    Workload,
+    input_scales,
+    shapes_from_results,
+)
 
 MODELS = ["find", "greyscale", "resize", "rotate", "color_depth", "convert_format"]
 
@@ -66,7 +71,7 @@ async def solve(image):
     small = await toolmesh.call("resize", image=grey, width=384, height=288)
     deep = await toolmesh.call("color_depth", image=small, bits=10)
     turned = await toolmesh.call("rotate", image=deep, angle=90)
-    out = await toolmesh.call("convert_format", image=turned, format="PNG")
+    out = await toolmesh.call("convert_format", image=turned, format="png")
     return out["media_type"]
 '''
 
@@ -121,28 +126,20 @@ async def record(address: str, program: Path, tasks: int, out: Path) -> list[dic
     return read_results(out)
 
 
-def hop_estimate(records: list[dict[str, Any]], profile: DeviceProfile) -> float:
-    extra = []
-    for record_ in records:
-        for call in record_["calls"]:
-            model = profile.model_of(call["function"])
-            if model is not None:
-                extra.append(call["seconds"] - profile.models[model].batch_time(1))
-    return max(0.0, statistics.median(extra))
-
-
 def predict(
     profile: DeviceProfile,
     shapes: tuple[TaskShape, ...],
+    scales: tuple[dict[str, float], dict[str, float]],
     instances: int,
     concurrency: int,
     tasks: int,
-    hop_s: float,
 ) -> float:
     models = {m: ModelSetup(profile.models[m], instances if m == "find" else 1) for m in MODELS}
     routes = {f: m for m, p in profile.models.items() for f in p.functions}
     nodes = [NodeSetup("cpu-2core", models, profile.parallelism)]
-    return simulate(Workload(shapes, tasks, concurrency), nodes, routes, hop_s=hop_s).wall_s
+    workload = Workload(shapes, tasks, concurrency, *scales)
+    # client, gateway and Triton share this machine's two cores
+    return simulate(workload, nodes, routes, hop_s=profile.hop_s, colocated_gateway=True).wall_s
 
 
 async def validate(scale: float, samples: int) -> dict[str, Any]:
@@ -153,7 +150,7 @@ async def validate(scale: float, samples: int) -> dict[str, Any]:
         out = work / "run.jsonl"
         profile: DeviceProfile | None = None
         shapes: dict[str, tuple[TaskShape, ...]] = {}
-        hops: dict[str, float] = {}
+        scales: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
         for instances in (2, 1):
             mesh = LocalMesh(
                 run_dir=work / f"mesh-{instances}",
@@ -163,7 +160,7 @@ async def validate(scale: float, samples: int) -> dict[str, Any]:
             )
             with mesh:
                 if profile is None:
-                    async with __import__("toolmesh").Client(mesh.address) as client:
+                    async with Client(mesh.address) as client:
                         functions = [f for f in await client.functions() if f.model in MODELS]
                     profile = await profile_device(
                         mesh.triton.grpc_url,
@@ -174,25 +171,29 @@ async def validate(scale: float, samples: int) -> dict[str, Any]:
                             samples=samples, batch_sizes=(), concurrencies=(2, 4)
                         ),
                         description="this machine: 2 vCPU, CPU-only Triton",
+                        address=mesh.address,
                         progress=lambda line: print("  profile:", line, flush=True),
                     )
                     save_profile(profile, RESULTS / "planner_profile_cpu-2core.yaml")
-                    print(f"parallelism {profile.parallelism:.2f}", flush=True)
+                    print(
+                        f"parallelism {profile.parallelism:.2f}, hop {profile.hop_s * 1000:.2f} ms",
+                        flush=True,
+                    )
                     for name, program in paths.items():
                         records = await record(mesh.address, program, 8, out)
                         shapes[name] = shapes_from_results(records)
-                        hops[name] = hop_estimate(records, profile)
+                        scales[name] = input_scales(records, profile, profile.hop_s)
                         print(
                             f"recorded {name}: {len(shapes[name])} tasks, rounds "
-                            f"{sorted({s.rounds for s in shapes[name]})}, hop {hops[name] * 1000:.1f} ms",
+                            f"{sorted({s.rounds for s in shapes[name]})}, input scales "
+                            + ", ".join(f"{f} {v:.2f}" for f, v in sorted(scales[name][0].items())),
                             flush=True,
                         )
-                hop = statistics.median(hops.values())
                 for name, k, concurrency, tasks in CONFIGS:
                     if k != instances:
                         continue
                     n = max(4, round(tasks * scale))
-                    predicted = predict(profile, shapes[name], k, concurrency, n, hop)
+                    predicted = predict(profile, shapes[name], scales[name], k, concurrency, n)
                     measured = await run(mesh.address, paths[name], n, concurrency, out)
                     error = predicted / measured - 1
                     config = f"{name}, find×{k}, concurrency {concurrency}, {n} tasks"
@@ -212,8 +213,9 @@ async def validate(scale: float, samples: int) -> dict[str, Any]:
     assert profile is not None
     return {
         "validation": rows,
-        "hop_ms": round(statistics.median(hops.values()) * 1000, 3),
+        "hop_ms": round(profile.hop_s * 1000, 3),
         "parallelism": round(profile.parallelism, 3),
+        "input_scales": scales,
     }
 
 

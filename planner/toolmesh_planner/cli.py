@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +24,13 @@ from toolmesh_planner.output import pool_name, summary, write_overlay
 from toolmesh_planner.prices import load_node_prices
 from toolmesh_planner.profile import DeviceProfile, ProfileError, load_profile, save_profile
 from toolmesh_planner.search import NodeType, PlanError, Target, search
-from toolmesh_planner.workload import Workload, WorkloadError, shapes_from_results
+from toolmesh_planner.workload import (
+    Workload,
+    WorkloadError,
+    function_hops,
+    input_scales,
+    shapes_from_results,
+)
 
 __all__ = ["plan_command", "profile_command", "register"]
 
@@ -116,6 +123,7 @@ def profile_command(
             image=read_image(image),
             settings=settings,
             description=description,
+            address=address,
             progress=lambda line: err.print(line, highlight=False),
         )
 
@@ -127,15 +135,15 @@ def profile_command(
     )
 
 
-def _workload(
+def _records(
     results: Path | None,
     program: Path | None,
     images: Path | None,
     sample_tasks: int,
     tasks: int | None,
-    concurrency: int,
     address: str | None,
-) -> Workload:
+) -> tuple[list[dict[str, Any]], int]:
+    """The recorded tasks of the workload, and how many tasks the run will have."""
     if (results is None) == (program is None):
         raise fail("give the workload as --results FILE or --program FILE", 2)
     if results is not None:
@@ -147,8 +155,7 @@ def _workload(
             records = read_results(results)
         except (ValueError, UnicodeDecodeError) as exc:
             raise fail(f"{results}: not a results file of `toolmesh run`: {exc}", 2) from exc
-        shapes = shapes_from_results(records)
-        count = tasks or len(records)
+        return records, tasks or len(records)
     else:
         assert program is not None
         from toolmesh.data import STREET_FRAMES
@@ -158,11 +165,26 @@ def _workload(
             raise fail(f"{program}: no such file", 2)
         if tasks is None:
             raise fail("--program needs --tasks (how many tasks the run will have)", 2)
-        shapes = run_async(
+        recorded = run_async(
             record_program(program, images or STREET_FRAMES, tasks=sample_tasks, address=address)
         )
-        count = tasks
-    return Workload(shapes, count, concurrency)
+        return recorded, tasks
+
+
+def _workload(
+    records: list[dict[str, Any]],
+    tasks: int,
+    concurrency: int,
+    reference: DeviceProfile | None,
+    hop_s: float,
+) -> Workload:
+    """The call graphs of ``records``; with a ``reference`` profile (the device they were
+    recorded on), each function's service and hop scaled to the workload's own inputs."""
+    shapes = shapes_from_results(records)
+    if reference is None:
+        return Workload(shapes, tasks, concurrency)
+    scales, hops = input_scales(records, reference, hop_s)
+    return Workload(shapes, tasks, concurrency, scales, hops)
 
 
 def _node_types(
@@ -236,8 +258,29 @@ def plan_command(
     max_nodes: Annotated[int, typer.Option(help="Nodes per pool at most.")] = 8,
     max_instances: Annotated[int, typer.Option(help="Instances per model per node at most.")] = 2,
     hop_ms: Annotated[
-        float, typer.Option(help="Network hop per call, client → gateway → Triton and back.")
-    ] = 2.0,
+        float | None,
+        typer.Option(
+            help="Hop per call, client → gateway → Triton and back "
+            "(default: the --recorded-on profile's measured one, else 2 ms)."
+        ),
+    ] = None,
+    recorded_on: Annotated[
+        str | None,
+        typer.Option(
+            help="Node type the workload was recorded on: its calls' times calibrate "
+            "each function's inputs against that profile (default: the first profile's)."
+        ),
+    ] = None,
+    calibrate: Annotated[
+        bool, typer.Option(help="Scale service times to the workload's own inputs.")
+    ] = True,
+    colocated_gateway: Annotated[
+        bool,
+        typer.Option(
+            help="The client and gateway share the Triton node's device (one machine, "
+            "`toolmesh up`), rather than run on nodes of their own."
+        ),
+    ] = False,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -264,18 +307,30 @@ def plan_command(
         raise fail("--concurrency, --sample-tasks, --max-nodes and --max-instances: at least 1", 2)
     if tasks is not None and tasks < 1:
         raise fail("--tasks: at least 1", 2)
-    if hop_ms < 0:
+    if hop_ms is not None and hop_ms < 0:
         raise fail("--hop-ms: not negative", 2)
     try:
         target = Target(deadline_s=deadline, tasks_per_hour=tasks_per_hour)
         types = _node_types(profile, prices, node_type, max_nodes)
-        workload = _workload(results, program, images, sample_tasks, tasks, concurrency, address)
+        profiles = {t.name: t.profile for t in types}
+        reference_name = recorded_on or types[0].name
+        if reference_name not in profiles:
+            raise fail(f"--recorded-on {reference_name}: no profile of that node type", 2)
+        reference = profiles[reference_name]
+        hop_s = hop_ms / 1000 if hop_ms is not None else (reference.hop_s or 0.002)
+        records, count = _records(results, program, images, sample_tasks, tasks, address)
+        workload = _workload(records, count, concurrency, reference if calibrate else None, hop_s)
+        if hop_ms is not None:  # the plan's hop, for every call
+            workload = replace(workload, hops={})
+        elif not calibrate:  # the profile's own measurement, function by function
+            workload = replace(workload, hops=function_hops(workload.functions(), reference))
         plan = search(
             workload,
             types,
             target,
-            hop_s=hop_ms / 1000,
+            hop_s=hop_s,
             instance_options=tuple(range(1, max_instances + 1)),
+            colocated_gateway=colocated_gateway,
         )
     except (PlanError, ProfileError, WorkloadError, ValueError) as exc:
         raise fail(str(exc), 2) from exc

@@ -31,7 +31,13 @@ from tritonclient.grpc import InferInput
 from tritonclient.grpc.aio import InferenceServerClient
 
 import toolmesh
-from toolmesh_planner.profile import ConcurrencyPoint, DeviceProfile, ModelProfile, ServiceTime
+from toolmesh_planner.profile import (
+    ConcurrencyPoint,
+    DeviceProfile,
+    ModelProfile,
+    ServiceDistribution,
+    ServiceTime,
+)
 
 __all__ = ["ProfileSettings", "model_inputs", "profile_device", "read_image"]
 
@@ -43,6 +49,8 @@ _SAMPLES: dict[str, Any] = {
     "text": "a street with people",
     "texts": ["a street", "a beach"],
     "format": "PNG",
+    "width": 640,
+    "height": 480,
 }
 
 _NUMPY_TYPES = {
@@ -86,7 +94,9 @@ def _sample_value(name: str, schema: Mapping[str, Any], image: bytes) -> Any:
     if kind == "string":
         return _SAMPLES.get(name, "person")
     if kind in ("number", "integer"):
-        return schema.get("minimum", 1)
+        if name in _SAMPLES:
+            return _SAMPLES[name]
+        return schema.get("multipleOf", schema.get("minimum", 1))
     if kind == "boolean":
         return False
     return _SAMPLES.get(name, "")
@@ -163,8 +173,27 @@ async def _closed_loop(
     return ConcurrencyPoint(len(latencies) / elapsed, statistics.fmean(latencies))
 
 
+async def _alternating(
+    direct: Callable[[], Any], gateway: Callable[[], Any] | None, n: int
+) -> tuple[list[float], list[float]]:
+    """``n`` requests straight to Triton, each followed by the same call through the
+    gateway (if given), so that drift on a busy machine hits both sides alike."""
+    straight: list[float] = []
+    through: list[float] = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await direct()
+        straight.append(time.perf_counter() - started)
+        if gateway is not None:
+            started = time.perf_counter()
+            await gateway()
+            through.append(time.perf_counter() - started)
+    return straight, through
+
+
 async def _profile_model(
     triton: InferenceServerClient,
+    client: toolmesh.Client | None,
     model: str,
     functions: Sequence[toolmesh.FunctionInfo],
     image: bytes,
@@ -176,15 +205,29 @@ async def _profile_model(
     instances = sum(int(g.get("count", 1)) * max(1, len(g.get("gpus", []))) for g in groups) or 1
     kind = str(groups[0].get("kind", "KIND_CPU")) if groups else "KIND_CPU"
     max_batch = int(config.get("max_batch_size", 0))
+    function = functions[0]
 
     def request(batch: int) -> Callable[[], Any]:
-        inputs = model_inputs(functions[0], config, image, batch)
+        inputs = model_inputs(function, config, image, batch)
         return lambda: triton.infer(model, inputs)
 
+    gateway: Callable[[], Any] | None = None
+    if client is not None:
+        properties: dict[str, Any] = function.parameters_schema.get("properties", {})
+        arguments = {n: _sample_value(n, s, image) for n, s in properties.items()}
+
+        def gateway() -> Any:
+            return client.call(function.name, **arguments)
+
     one = request(1)
-    await _timed(one, settings.warmup)
-    service = {1: ServiceTime.of(await _timed(one, settings.samples))}
-    progress(f"{model}: batch 1 mean {service[1].mean * 1000:.1f} ms")
+    await _alternating(one, gateway, settings.warmup)
+    straight, through = await _alternating(one, gateway, settings.samples)
+    service: dict[int, ServiceDistribution] = {1: ServiceTime.of(straight)}
+    # the gateway's cost for this function's payloads, beyond Triton's own time
+    hop = max(0.0, statistics.median(through) - statistics.median(straight)) if through else 0.0
+    progress(
+        f"{model}: batch 1 mean {service[1].mean * 1000:.1f} ms, gateway hop {hop * 1000:.2f} ms"
+    )
     for size in settings.batch_sizes:
         if size <= max_batch:
             service[size] = ServiceTime.of(await _timed(request(size), settings.batch_samples))
@@ -192,7 +235,7 @@ async def _profile_model(
     points = {1: ConcurrencyPoint(1 / service[1].mean, service[1].mean)}
     for concurrency in settings.concurrencies:
         points[concurrency] = await _closed_loop(
-            one, concurrency, max(settings.samples, 4 * concurrency)
+            one, concurrency, max(settings.samples, 8 * concurrency)
         )
         progress(
             f"{model}: concurrency {concurrency}: {points[concurrency].throughput_per_s:.1f}/s"
@@ -204,18 +247,20 @@ async def _profile_model(
         max_batch_size=max_batch,
         kind=kind,
         concurrency=points,
+        hop_s=hop,
     )
 
 
 def _parallelism(models: Mapping[str, ModelProfile], fallback: float) -> float:
-    """Instances at full speed at once: throughput × service time at the top concurrency,
-    over the models that ran more than one instance (else ``fallback``)."""
+    """Instances at full speed at once: throughput × service time under load (the best
+    concurrency point), over the models that ran more than one instance (else ``fallback``)."""
     readings = []
     for model in models.values():
         if model.instances < 2 or len(model.concurrency) < 2:
             continue
-        top = model.concurrency[max(model.concurrency)]
-        readings.append(min(model.instances, top.throughput_per_s * model.service[1].mean))
+        # the best of the loaded points: a busy machine only ever lowers a reading
+        rate = max(p.throughput_per_s for c, p in model.concurrency.items() if c > 1)
+        readings.append(min(model.instances, rate * model.service[1].mean))
     return max(1.0, statistics.median(readings)) if readings else fallback
 
 
@@ -227,16 +272,24 @@ async def profile_device(
     image: bytes,
     settings: ProfileSettings = ProfileSettings(),
     description: str = "",
+    address: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> DeviceProfile:
-    """Profile the models behind ``functions`` on the Triton at ``triton_url``."""
+    """Profile the models behind ``functions`` on the Triton at ``triton_url``; the
+    gateway at ``address`` serves them too, for each one's hop (see ``ModelProfile.hop_s``)."""
     by_model: dict[str, list[toolmesh.FunctionInfo]] = {}
     for function in functions:
         by_model.setdefault(function.model or function.name, []).append(function)
     models: dict[str, ModelProfile] = {}
-    async with InferenceServerClient(triton_url) as triton:
+    async with (
+        InferenceServerClient(triton_url) as triton,
+        toolmesh.Client(address) as client,
+    ):
         for model, served in sorted(by_model.items()):
-            models[model] = await _profile_model(triton, model, served, image, settings, progress)
+            models[model] = await _profile_model(
+                triton, client, model, served, image, settings, progress
+            )
+    hop = statistics.median(m.hop_s for m in models.values()) if models else 0.0
     cpus = os.cpu_count() or 1
     machine = {
         "host": platform.node(),
@@ -252,6 +305,7 @@ async def profile_device(
         parallelism=_parallelism(models, float(cpus)),
         description=description,
         machine=machine,
+        hop_s=hop,
     )
 
 

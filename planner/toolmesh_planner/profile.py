@@ -99,6 +99,10 @@ class ServiceTime:
         step = 1 / (len(q) - 1)
         return sum((a + b) / 2 * step for a, b in itertools.pairwise(q))
 
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile (0 ≤ q ≤ 1), interpolated between the stored ones."""
+        return self.sample(_Fixed(min(1.0, max(0.0, q))))
+
     def sample(self, rng: random.Random) -> float:
         u = rng.random() * (len(self.quantiles) - 1)
         i = min(int(u), len(self.quantiles) - 2)
@@ -127,6 +131,8 @@ class ModelProfile:
     instances the measured server ran (concurrency points depend on it).
     ``memory_gb`` is what one instance holds on the device (0: unknown or small);
     the search keeps a pool's instances within its node type's memory.
+    ``hop_s`` is what a call of its function cost through the gateway beyond
+    Triton's own time, on the profiled machine (its payloads' share of the hop).
     """
 
     functions: tuple[str, ...]
@@ -136,6 +142,7 @@ class ModelProfile:
     kind: str = "KIND_CPU"
     concurrency: Mapping[int, ConcurrencyPoint] = field(default_factory=dict)
     memory_gb: float = 0.0
+    hop_s: float = 0.0
 
     def __post_init__(self) -> None:
         if 1 not in self.service:
@@ -158,6 +165,11 @@ class ModelProfile:
         b = self.service[high].sample(_Fixed(u)) if u is not None else self.service[high].mean
         frac = (size - low) / (high - low)
         return a * (1 - frac) + b * frac
+
+    def quartile(self) -> float:
+        """The lower quartile of one request's service time (the mean if not measured)."""
+        dist = self.service[1]
+        return dist.quantile(0.25) if isinstance(dist, ServiceTime) else dist.mean
 
     def best_time_per_item(self, max_batch: int) -> float:
         """The least mean time per item over batch sizes up to ``max_batch`` (a lower bound)."""
@@ -184,13 +196,18 @@ def _quantiles(dist: ServiceDistribution) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class DeviceProfile:
-    """Every profiled model on one device type, and what the device is."""
+    """Every profiled model on one device type, and what the device is.
+
+    ``hop_s`` is what a call through the gateway cost beyond the same request
+    straight to Triton on the profiled machine (0: not measured).
+    """
 
     device_type: str
     models: Mapping[str, ModelProfile]
     parallelism: float = 1.0
     description: str = ""
     machine: Mapping[str, Any] = field(default_factory=dict)
+    hop_s: float = 0.0
 
     def model_of(self, function: str) -> str | None:
         """The model that serves ``function`` on this device, if profiled."""
@@ -206,6 +223,7 @@ class DeviceProfile:
                 "type": self.device_type,
                 "description": self.description,
                 "parallelism": round(self.parallelism, 4),
+                "hop_s": round(self.hop_s, 6),
                 **dict(self.machine),
             },
             "models": {
@@ -215,6 +233,7 @@ class DeviceProfile:
                     "instances": m.instances,
                     "max_batch_size": m.max_batch_size,
                     "memory_gb": m.memory_gb,
+                    "hop_s": round(m.hop_s, 6),
                     "service_s": {
                         int(size): {
                             "mean": round(dist.mean, 6),
@@ -251,6 +270,7 @@ class DeviceProfile:
                     max_batch_size=int(spec.get("max_batch_size", 0)),
                     kind=str(spec.get("kind", "KIND_CPU")),
                     memory_gb=float(spec.get("memory_gb", 0.0)),
+                    hop_s=float(spec.get("hop_s", 0.0)),
                     concurrency={
                         int(c): ConcurrencyPoint(
                             float(p["throughput_per_s"]), float(p["mean_latency_s"])
@@ -263,6 +283,7 @@ class DeviceProfile:
             device_type = str(device.pop("type"))
             parallelism = float(device.pop("parallelism", 1.0))
             description = str(device.pop("description", ""))
+            hop = float(device.pop("hop_s", 0.0))
         except ProfileError as exc:
             raise ProfileError(f"{source}: {exc}") from exc
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -271,7 +292,7 @@ class DeviceProfile:
             ) from exc
         if parallelism <= 0:
             raise ProfileError(f"{source}: device parallelism must be positive")
-        return cls(device_type, models, parallelism, description, device)
+        return cls(device_type, models, parallelism, description, device, hop)
 
 
 def load_profile(path: Path) -> DeviceProfile:

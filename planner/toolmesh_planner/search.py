@@ -201,10 +201,18 @@ def evaluate(
     target: Target,
     *,
     hop_s: float,
+    colocated_gateway: bool = False,
     seed: int = 0,
 ) -> Evaluation:
     """Simulate one composition."""
-    result = simulate(workload, build_nodes(composition, types), routes, hop_s=hop_s, seed=seed)
+    result = simulate(
+        workload,
+        build_nodes(composition, types),
+        routes,
+        hop_s=hop_s,
+        colocated_gateway=colocated_gateway,
+        seed=seed,
+    )
     return Evaluation(
         composition,
         result,
@@ -229,7 +237,9 @@ def _critical_path_s(
         finish: list[float] = []
         for call in shape.calls:
             ready = max((finish[d] for d in call.deps), default=0.0)
-            finish.append(ready + call.delay_s + hop_s + service[routes[call.function]])
+            scale = workload.scales.get(call.function, 1.0)
+            hop = workload.hops.get(call.function, hop_s)
+            finish.append(ready + call.delay_s + hop + service[routes[call.function]] * scale)
         total += max(finish, default=0.0) + shape.tail_s
     return total / len(workload.shapes)
 
@@ -245,7 +255,9 @@ def _candidates(
     per_task = workload.calls_per_task()
     calls: dict[str, float] = {}
     for function, n in per_task.items():
-        calls[routes[function]] = calls.get(routes[function], 0.0) + n * workload.tasks
+        # calls weighted by their inputs' cost against the profile's (Workload.scales)
+        weight = n * workload.tasks * workload.scales.get(function, 1.0)
+        calls[routes[function]] = calls.get(routes[function], 0.0) + weight
     models = sorted(calls)
     options: list[list[tuple[str, int]]] = []
     for model in models:
@@ -335,6 +347,7 @@ def search(
     hop_s: float = 0.002,
     instance_options: Sequence[int] = (1, 2),
     max_simulations: int = 80,
+    colocated_gateway: bool = False,
     seed: int = 0,
 ) -> PlanResult:
     """The cheapest composition meeting ``target``, and every one simulated on the way.
@@ -369,6 +382,7 @@ def search(
                 routes,
                 target,
                 hop_s=hop_s,
+                colocated_gateway=colocated_gateway,
                 seed=seed,
             )
             simulations += 1
@@ -392,12 +406,19 @@ def search(
                 step = by_name[busiest].max_nodes - counts[busiest]
             counts[busiest] += step
     if plan.best is not None:
-        _try_one_node_fewer(plan, by_name, hop_s=hop_s, seed=seed)
+        _try_one_node_fewer(
+            plan, by_name, hop_s=hop_s, colocated_gateway=colocated_gateway, seed=seed
+        )
     return plan
 
 
 def _try_one_node_fewer(
-    plan: PlanResult, types: Mapping[str, NodeType], *, hop_s: float, seed: int
+    plan: PlanResult,
+    types: Mapping[str, NodeType],
+    *,
+    hop_s: float,
+    colocated_gateway: bool,
+    seed: int,
 ) -> None:
     """Simulate the plan with one node fewer in each pool, so ``--explain`` can say what
     the nearest cheaper composition misses by (the search may have started above it)."""
@@ -417,6 +438,13 @@ def _try_one_node_fewer(
         if fewer not in seen:
             plan.evaluated.append(
                 evaluate(
-                    fewer, plan.workload, types, plan.routes, plan.target, hop_s=hop_s, seed=seed
+                    fewer,
+                    plan.workload,
+                    types,
+                    plan.routes,
+                    plan.target,
+                    hop_s=hop_s,
+                    colocated_gateway=colocated_gateway,
+                    seed=seed,
                 )
             )

@@ -6,7 +6,8 @@ What it models, and why each piece is there:
   workers (or, for queueing checks, open Poisson arrivals). Each task's calls
   follow its graph: a call is sent ``delay_s`` after its last dependency answered.
 - **Network hop**: every call spends ``hop_s`` in transit (client → gateway → Triton
-  and back), half on the way in, half on the way out; it occupies no instance.
+  and back; ``Workload.hops`` per function where payloads differ), half on the way
+  in, half on the way out; it occupies no instance.
 - **Routing**: a call goes to the node of its model's pool with the fewest
   outstanding requests for that model, ties in turn, as the gateway routes.
 - **Per-instance queues and dynamic batching**: each model on each node has one
@@ -37,6 +38,8 @@ __all__ = ["ModelSetup", "NodeSetup", "SimResult", "simulate"]
 # Event kinds, in the order they are handled at one instant: answers and arrivals
 # before dispatch, so that requests arriving together can share a batch.
 _REPLY, _SEND, _ARRIVE, _TASK_END, _FINISH, _DISPATCH = range(6)
+#: The pseudo-model a colocated gateway's work runs as (no model has an empty name).
+_GATEWAY = ""
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class SimResult:
 class _Batch:
     __slots__ = ("remaining", "requests", "started", "version")
 
-    def __init__(self, requests: list[tuple[int, int]], work: float, started: float) -> None:
+    def __init__(self, requests: list[tuple[int, int, float]], work: float, started: float) -> None:
         self.requests = requests
         self.remaining = work
         self.started = started
@@ -95,7 +98,8 @@ class _Batch:
 class _Node:
     def __init__(self, setup: NodeSetup) -> None:
         self.setup = setup
-        self.queues: dict[str, deque[tuple[int, int]]] = {m: deque() for m in setup.models}
+        # (task, call, the call's service scale)
+        self.queues: dict[str, deque[tuple[int, int, float]]] = {m: deque() for m in setup.models}
         self.free: dict[str, int] = {m: s.instances for m, s in setup.models.items()}
         self.outstanding: dict[str, int] = dict.fromkeys(setup.models, 0)
         self.dispatch_pending: set[str] = set()
@@ -155,12 +159,16 @@ def simulate(
     *,
     hop_s: float = 0.0,
     arrival_rate: float | None = None,
+    colocated_gateway: bool = False,
     seed: int = 0,
 ) -> SimResult:
     """Run ``workload`` on ``nodes``; ``routes`` maps each function to its model.
 
     With ``arrival_rate`` (tasks per second) tasks arrive as a Poisson process
-    instead of ``workload.concurrency`` closed-loop workers.
+    instead of ``workload.concurrency`` closed-loop workers. With
+    ``colocated_gateway`` the client and gateway run on the node itself (``toolmesh
+    up`` on one machine): a call's hop is work its device shares with the model
+    instances, not only latency.
 
     Raises:
         ValueError: a function of the workload has no route or no node serves its model.
@@ -224,7 +232,8 @@ def simulate(
             size = min(len(queue), setup.max_batch)
             requests = [queue.popleft() for _ in range(size)]
             node.free[model] -= 1
-            work = setup.profile.batch_time(size, rng)
+            scale = sum(r[2] for r in requests) / size
+            work = setup.profile.batch_time(size, rng) * scale
             if not started:
                 node.advance(t)
                 started = True
@@ -258,12 +267,23 @@ def simulate(
             chosen = min(order, key=lambda i: state[i].outstanding[model])
             turn[model] += 1
             state[chosen].outstanding[model] += 1
-            push(now + hop_s / 2, _ARRIVE, a, b, chosen)
+            hop = workload.hops.get(task.shape.calls[b].function, hop_s)
+            if colocated_gateway:
+                node = state[chosen]
+                node.advance(now)
+                bid = next(batch_ids)
+                batches[bid] = (chosen, _GATEWAY)
+                node.running[bid] = (_GATEWAY, _Batch([(a, b, 1.0)], hop, now))
+                push(now + hop / node.rate, _FINISH, chosen, bid, 0)
+                reschedule(chosen, now)
+            else:
+                push(now + hop / 2, _ARRIVE, a, b, chosen)
         elif kind == _ARRIVE:
             task = tasks[a]
             model = routes[task.shape.calls[b].function]
             node = state[c]
-            node.queues[model].append((a, b))
+            function = task.shape.calls[b].function
+            node.queues[model].append((a, b, workload.scales.get(function, 1.0)))
             if model not in node.dispatch_pending:
                 node.dispatch_pending.add(model)
                 push(now, _DISPATCH, c, 0, 0)
@@ -283,11 +303,18 @@ def simulate(
             node.advance(now)
             del node.running[b]
             del batches[b]
+            if model == _GATEWAY:  # the call has crossed the gateway: it queues now
+                reschedule(node_index, now)
+                task_id, call_index, _ = batch.requests[0]
+                push(now, _ARRIVE, task_id, call_index, node_index)
+                continue
             node.free[model] += 1
             node.instance_busy[model] += now - batch.started
-            for task_id, call_index in batch.requests:
+            for task_id, call_index, _ in batch.requests:
                 node.outstanding[model] -= 1
-                push(now + hop_s / 2, _REPLY, task_id, call_index)
+                function = tasks[task_id].shape.calls[call_index].function
+                back = 0.0 if colocated_gateway else workload.hops.get(function, hop_s) / 2
+                push(now + back, _REPLY, task_id, call_index)
             reschedule(node_index, now)
             dispatch(node_index, model, now)
         elif kind == _REPLY:

@@ -15,10 +15,20 @@ programs, so a trace from any client (or a hand-written graph) is a workload too
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Call", "TaskShape", "Workload", "WorkloadError", "shapes_from_results"]
+from toolmesh_planner.profile import DeviceProfile
+
+__all__ = [
+    "Call",
+    "TaskShape",
+    "Workload",
+    "WorkloadError",
+    "function_hops",
+    "input_scales",
+    "shapes_from_results",
+]
 
 #: Calls that start within this many seconds of another's end are taken as concurrent
 #: with it (a clock's resolution and a scheduler's jitter), not dependent on it.
@@ -90,6 +100,10 @@ class Workload:
     shapes: tuple[TaskShape, ...]
     tasks: int
     concurrency: int
+    #: each function's service time relative to its model's profile (see input_scales)
+    scales: Mapping[str, float] = field(default_factory=dict)
+    #: each function's hop, where it differs from the plan's (see function_hops)
+    hops: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.shapes:
@@ -143,3 +157,84 @@ def shapes_from_results(
     if not shapes:
         raise WorkloadError("no successful task with recorded calls")
     return shapes
+
+
+def _quartile(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    position = (len(ordered) - 1) / 4
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _contention(calls: Sequence[Mapping[str, Any]], index: int, device: DeviceProfile) -> float:
+    """How much slower than alone call ``index`` ran, as the simulator would model it: the
+    instances busy at its midpoint (the task's own calls, at most each model's
+    instances) over the device's parallelism."""
+    call = calls[index]
+    middle = (float(call["start"]) + float(call["end"])) / 2
+    busy: dict[str, int] = {}
+    for other in calls:
+        if float(other["start"]) <= middle <= float(other["end"]):
+            model = device.model_of(str(other["function"])) or str(other["function"])
+            busy[model] = busy.get(model, 0) + 1
+    running = sum(
+        min(n, device.models[m].instances if m in device.models else 1) for m, n in busy.items()
+    )
+    return max(1.0, running / device.parallelism)
+
+
+def function_hops(functions: Iterable[str], device: DeviceProfile) -> dict[str, float]:
+    """Each function's hop as ``device``'s profile measured it (where it did)."""
+    hops = {}
+    for function in functions:
+        model = device.model_of(function)
+        if model is not None and device.models[model].hop_s > 0:
+            hops[function] = device.models[model].hop_s
+    return hops
+
+
+def input_scales(
+    records: Iterable[Mapping[str, Any]], device: DeviceProfile, hop_s: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """How much each function's calls in this workload cost against its profile, and
+    their hops: ``(scales, hops)``, by function.
+
+    A profile times each model on one sample input (a full street frame); a
+    workload's own inputs may be smaller (crops of detections) or larger, and
+    both the model's time and the payload's share of the hop follow. The results
+    file shows what its calls took on ``device`` (the profile of the machine that
+    ran it). With ``base`` the smallest hop the profile measured (the hop of a
+    call with almost no payload; ``hop_s`` if none was) and, per function, ``var``
+    its model's hop beyond ``base`` and ``q`` its model's service time, a call
+    took ``base + s × (var + q)``, its service slowed by the task's other calls
+    running beside it as the simulator models it (:func:`_contention`); ``s`` is
+    the function's scale and ``base + s × var`` its hop. Lower quartiles on both
+    sides, not means: calls of one round to one model queue behind each other even
+    at concurrency 1, and the first of them does not. Record the run at
+    concurrency 1 on a quiet machine.
+    """
+    measured = [m.hop_s for m in device.models.values() if m.hop_s > 0]
+    base = min(measured) if measured else hop_s
+    seconds: dict[str, list[float]] = {}
+    for record in records:
+        if not record.get("ok", True):
+            continue
+        calls = record.get("calls") or []
+        for index, call in enumerate(calls):
+            spent = float(call["seconds"]) - base
+            seconds.setdefault(str(call["function"]), []).append(
+                spent / _contention(calls, index, device)
+            )
+    scales: dict[str, float] = {}
+    hops: dict[str, float] = {}
+    for function, values in seconds.items():
+        model = device.model_of(function)
+        if model is None:
+            continue
+        variable = max(0.0, device.models[model].hop_s - base)
+        profiled = device.models[model].quartile() + variable
+        if profiled > 0:
+            scales[function] = max(0.02, _quartile(values) / profiled)
+            hops[function] = base + scales[function] * variable
+    return scales, hops

@@ -172,3 +172,26 @@ def test_a_function_nobody_serves_is_refused() -> None:
     workload = Workload((TaskShape((Call("g"),)),), tasks=1, concurrency=1)
     with pytest.raises(ValueError, match="no node serves model 'g'"):
         simulate(workload, one_node({"f": ModelSetup(model(1.0))}), identity("f", "g"))
+
+
+def test_a_colocated_gateway_shares_the_device() -> None:
+    # hop 1 s of work on a device of parallelism 1, then 1 s of service: alone, 2 s; two
+    # calls at once on two instances: both hops at half speed (end at 2), both services
+    # at half speed (end at 4); a gateway elsewhere: the hop is latency, so 0.5 + 1 + 0.5
+    # for one call and 0.5 + 2 + 0.5 for two sharing the device.
+    nodes = one_node({"f": ModelSetup(model(1.0), instances=2)}, parallelism=1.0)
+    one = Workload((TaskShape((Call("f"),)),), tasks=1, concurrency=1)
+    two = Workload((TaskShape.rounds_of([["f", "f"]]),), tasks=1, concurrency=1)
+    here = {"colocated_gateway": True, "hop_s": 1.0}
+    assert simulate(one, nodes, identity("f"), **here).wall_s == pytest.approx(2.0)
+    assert simulate(two, nodes, identity("f"), **here).wall_s == pytest.approx(4.0)
+    assert simulate(one, nodes, identity("f"), hop_s=1.0).wall_s == pytest.approx(2.0)
+    assert simulate(two, nodes, identity("f"), hop_s=1.0).wall_s == pytest.approx(3.0)
+
+
+def test_per_function_hops_override_the_plans() -> None:
+    shape = TaskShape.chain(["a", "b"])
+    workload = Workload((shape,), tasks=1, concurrency=1, hops={"a": 0.3})
+    nodes = one_node({"a": ModelSetup(model(0.1)), "b": ModelSetup(model(0.1))})
+    result = simulate(workload, nodes, identity("a", "b"), hop_s=0.05)
+    assert result.wall_s == pytest.approx(0.1 + 0.3 + 0.1 + 0.05)
