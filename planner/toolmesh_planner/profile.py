@@ -166,11 +166,6 @@ class ModelProfile:
         frac = (size - low) / (high - low)
         return a * (1 - frac) + b * frac
 
-    def quartile(self) -> float:
-        """The lower quartile of one request's service time (the mean if not measured)."""
-        dist = self.service[1]
-        return dist.quantile(0.25) if isinstance(dist, ServiceTime) else dist.mean
-
     def best_time_per_item(self, max_batch: int) -> float:
         """The least mean time per item over batch sizes up to ``max_batch`` (a lower bound)."""
         sizes = [s for s in self.service if s <= max(1, max_batch)]

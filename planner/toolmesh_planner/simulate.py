@@ -167,8 +167,9 @@ def simulate(
     With ``arrival_rate`` (tasks per second) tasks arrive as a Poisson process
     instead of ``workload.concurrency`` closed-loop workers. With
     ``colocated_gateway`` the client and gateway run on the node itself (``toolmesh
-    up`` on one machine): a call's hop is work its device shares with the model
-    instances, not only latency.
+    up`` on one machine): a call's hop, and the program's own work before it
+    (``Call.delay_s``), are work its device shares with the model instances, not
+    only latency.
 
     Raises:
         ValueError: a function of the workload has no route or no node serves its model.
@@ -211,7 +212,11 @@ def simulate(
             push(t + task.shape.tail_s, _TASK_END, k)
         for i, call in enumerate(task.shape.calls):
             if not call.deps:
-                push(t + call.delay_s, _SEND, k, i)
+                push(t + lead(call.delay_s), _SEND, k, i)
+
+    def lead(delay: float) -> float:
+        """Time before a call is sent: its delay, unless that is work on the shared device."""
+        return 0.0 if colocated_gateway else delay
 
     def reschedule(node_index: int, t: float) -> None:
         node = state[node_index]
@@ -269,6 +274,8 @@ def simulate(
             state[chosen].outstanding[model] += 1
             hop = workload.hops.get(task.shape.calls[b].function, hop_s)
             if colocated_gateway:
+                # the client's own work before the call runs on the same cores as the rest
+                hop += task.shape.calls[b].delay_s
                 node = state[chosen]
                 node.advance(now)
                 bid = next(batch_ids)
@@ -325,7 +332,7 @@ def simulate(
             for j in dependents.of(task.shape)[b]:
                 task.waiting[j] -= 1
                 if task.waiting[j] == 0:
-                    push(now + task.shape.calls[j].delay_s, _SEND, a, j)
+                    push(now + lead(task.shape.calls[j].delay_s), _SEND, a, j)
             if task.pending == 0:
                 push(now + task.shape.tail_s, _TASK_END, a)
         elif kind == _TASK_END:

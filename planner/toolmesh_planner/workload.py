@@ -159,14 +159,6 @@ def shapes_from_results(
     return shapes
 
 
-def _quartile(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    position = (len(ordered) - 1) / 4
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def _contention(calls: Sequence[Mapping[str, Any]], index: int, device: DeviceProfile) -> float:
     """How much slower than alone call ``index`` ran, as the simulator would model it: the
     instances busy at its midpoint (the task's own calls, at most each model's
@@ -194,6 +186,25 @@ def function_hops(functions: Iterable[str], device: DeviceProfile) -> dict[str, 
     return hops
 
 
+def _queued(calls: Sequence[Mapping[str, Any]], index: int, device: DeviceProfile) -> bool:
+    """Whether call ``index`` had to wait for an instance: as many calls of its model
+    started before it and were still running when it started."""
+    call = calls[index]
+    model = device.model_of(str(call["function"]))
+    if model is None:
+        return False
+    begun = float(call["start"])
+    ahead = sum(
+        1
+        for j, other in enumerate(calls)
+        if j != index
+        and device.model_of(str(other["function"])) == model
+        and (float(other["start"]), j) < (begun, index)
+        and float(other["end"]) > begun
+    )
+    return ahead >= device.models[model].instances
+
+
 def input_scales(
     records: Iterable[Mapping[str, Any]], device: DeviceProfile, hop_s: float
 ) -> tuple[dict[str, float], dict[str, float]]:
@@ -202,39 +213,43 @@ def input_scales(
 
     A profile times each model on one sample input (a full street frame); a
     workload's own inputs may be smaller (crops of detections) or larger, and
-    both the model's time and the payload's share of the hop follow. The results
-    file shows what its calls took on ``device`` (the profile of the machine that
-    ran it). With ``base`` the smallest hop the profile measured (the hop of a
-    call with almost no payload; ``hop_s`` if none was) and, per function, ``var``
-    its model's hop beyond ``base`` and ``q`` its model's service time, a call
-    took ``base + s × (var + q)``, its service slowed by the task's other calls
-    running beside it as the simulator models it (:func:`_contention`); ``s`` is
-    the function's scale and ``base + s × var`` its hop. Lower quartiles on both
-    sides, not means: calls of one round to one model queue behind each other even
-    at concurrency 1, and the first of them does not. Record the run at
-    concurrency 1 on a quiet machine.
+    both the model's time and the payload's share of the hop follow (as does the
+    client's work encoding them). The results file shows what its calls took on
+    ``device`` (the profile of the machine that ran it). With ``base`` the
+    smallest hop the profile measured (a call with almost no payload; ``hop_s``
+    if none was) and, per function, ``var`` its model's hop beyond ``base`` and
+    ``q`` its model's mean service time, a call took ``base + s × (var + q)``,
+    its service slowed by the task's other calls running beside it as the
+    simulator models it (:func:`_contention`); ``s`` is the function's scale and
+    ``base + s × var`` its hop. Calls that waited for an instance behind calls of
+    the same task are left out where others did not (:func:`_queued`): their
+    time is queueing, which the simulator adds itself. Record the run at
+    concurrency 1 (one task at a time) on a quiet machine.
     """
     measured = [m.hop_s for m in device.models.values() if m.hop_s > 0]
     base = min(measured) if measured else hop_s
-    seconds: dict[str, list[float]] = {}
+    free: dict[str, list[float]] = {}
+    every: dict[str, list[float]] = {}
     for record in records:
         if not record.get("ok", True):
             continue
         calls = record.get("calls") or []
         for index, call in enumerate(calls):
-            spent = float(call["seconds"]) - base
-            seconds.setdefault(str(call["function"]), []).append(
-                spent / _contention(calls, index, device)
-            )
+            function = str(call["function"])
+            alone = (float(call["seconds"]) - base) / _contention(calls, index, device)
+            every.setdefault(function, []).append(alone)
+            if not _queued(calls, index, device):
+                free.setdefault(function, []).append(alone)
     scales: dict[str, float] = {}
     hops: dict[str, float] = {}
-    for function, values in seconds.items():
+    for function, values in every.items():
         model = device.model_of(function)
         if model is None:
             continue
         variable = max(0.0, device.models[model].hop_s - base)
-        profiled = device.models[model].quartile() + variable
+        profiled = device.models[model].service[1].mean + variable
         if profiled > 0:
-            scales[function] = max(0.02, _quartile(values) / profiled)
+            chosen = free.get(function) or values
+            scales[function] = max(0.02, sum(chosen) / len(chosen) / profiled)
             hops[function] = base + scales[function] * variable
     return scales, hops

@@ -164,6 +164,7 @@ def test_all_wheels_installed_run_a_mesh_from_outside_the_checkout(
         "toolmesh-gateway",
         "toolmesh-models",
         "toolmesh-codegen",
+        "toolmesh-planner",
         "toolmesh-local",
     } <= set(present)
     located = checked(
