@@ -124,7 +124,7 @@ def profile_command(
             settings=settings,
             description=description,
             address=address,
-            progress=lambda line: err.print(line, highlight=False),
+            progress=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
         )
 
     profile = run_async(main())
@@ -337,16 +337,18 @@ def plan_command(
     by_name = {t.name: t for t in types}
     if plan.best is None:
         for line in explain_lines(plan, by_name):
-            err.print(line, highlight=False)
+            err.print(line, highlight=False, markup=False, soft_wrap=True)
         raise fail(f"no composition of {', '.join(by_name)} meets {target.describe()}")
     best = plan.best
     data = summary(best, by_name)
-    console.print(f"plan: {data['composition']}", highlight=False)
+    console.print(f"plan: {data['composition']}", highlight=False, markup=False, soft_wrap=True)
     console.print(
         f"predicted wall {best.result.wall_s:.1f} s for {workload.tasks} tasks "
         f"(target {target.describe()}: ≤ {best.limit_s:.1f} s), "
         f"{best.usd_per_hour:.4g} USD/hour, run cost {best.cost_usd:.4g} USD",
         highlight=False,
+        markup=False,
+        soft_wrap=True,
     )
     for name, pool in data["pools"].items():
         models = ", ".join(
@@ -357,10 +359,12 @@ def plan_command(
             f"  pool {name}: {pool['count']}× {pool['node_type']}, device "
             f"{pool['device_utilisation']:.0%} busy; {models}",
             highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
     if explain:
         for line in explain_lines(plan, by_name):
-            console.print(line, highlight=False)
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
     if out is not None:
         _write(out, deploy, plan, by_name, data)
 
@@ -383,7 +387,10 @@ def _write(
     }
     (out / "plan.json").write_text(json.dumps(document, indent=1) + "\n")
     console.print(
-        f"wrote {len(written) + 1} files to {out} (placement.yaml, kustomization.yaml, pool-*/, plan.json)"
+        f"wrote {len(written) + 1} files to {out} "
+        "(placement.yaml, kustomization.yaml, pool-*/, plan.json)",
+        markup=False,
+        soft_wrap=True,
     )
 
 

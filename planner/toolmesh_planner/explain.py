@@ -66,6 +66,7 @@ def explain_lines(plan: PlanResult, types: Mapping[str, NodeType]) -> list[str]:
             mix = _mix(evaluation)
             if mix not in cheapest or evaluation.cost_usd < cheapest[mix].cost_usd:
                 cheapest[mix] = evaluation
+    cheapest[_mix(best)] = best
     for mix, evaluation in sorted(cheapest.items(), key=lambda kv: kv[1].cost_usd):
         marker = (
             "chosen"

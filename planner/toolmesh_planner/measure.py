@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from tritonclient.grpc import InferInput
 from tritonclient.grpc.aio import InferenceServerClient
+from tritonclient.utils import InferenceServerException
 
 import toolmesh
 from toolmesh_planner.profile import (
@@ -228,10 +229,24 @@ async def _profile_model(
     progress(
         f"{model}: batch 1 mean {service[1].mean * 1000:.1f} ms, gateway hop {hop * 1000:.2f} ms"
     )
+    batcher = "dynamic_batching" in config
     for size in settings.batch_sizes:
-        if size <= max_batch:
+        if size > max_batch:
+            continue
+        try:
             service[size] = ServiceTime.of(await _timed(request(size), settings.batch_samples))
-            progress(f"{model}: batch {size} mean {service[size].mean * 1000:.1f} ms")
+        except InferenceServerException as exc:
+            # toolmesh's models take one item per request and batch through Triton's
+            # dynamic batcher: time `size` simultaneous requests, which it groups
+            if not batcher:
+                progress(
+                    f"{model}: batch {size} not profiled: one item per request "
+                    f"({exc.message()}) and no dynamic batching in this placement"
+                )
+                break
+            together = lambda n=size: asyncio.gather(*(one() for _ in range(n)))  # noqa: E731
+            service[size] = ServiceTime.of(await _timed(together, settings.batch_samples))
+        progress(f"{model}: batch {size} mean {service[size].mean * 1000:.1f} ms")
     points = {1: ConcurrencyPoint(1 / service[1].mean, service[1].mean)}
     for concurrency in settings.concurrencies:
         points[concurrency] = await _closed_loop(

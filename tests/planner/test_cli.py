@@ -44,13 +44,17 @@ def toolmesh(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[st
 
 
 @pytest.fixture(scope="module")
-def profile_file(mesh: LocalMesh, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def profiling(
+    mesh: LocalMesh, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = tmp_path_factory.mktemp("profile") / "cpu.yaml"
     done = toolmesh(
         "profile",
         "--device-type", "cpu-2core",
         "--function", "greyscale",
         "--function", "rotate",
+        "--function", "find",
+        "--batch-sizes", "2",
         "--samples", "4",
         "--concurrency", "2",
         "--triton-url", mesh.triton.grpc_url,
@@ -58,7 +62,12 @@ def profile_file(mesh: LocalMesh, tmp_path_factory: pytest.TempPathFactory) -> P
         "--out", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return out
+    return out, done
+
+
+@pytest.fixture(scope="module")
+def profile_file(profiling: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
+    return profiling[0]
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +75,24 @@ def profiled(profile_file: Path) -> DeviceProfile:
     return load_profile(profile_file)
 
 
-def test_profile_holds_each_model_measured(profiled: DeviceProfile) -> None:
+def test_profile_holds_each_model_measured(
+    profiled: DeviceProfile, profiling: tuple[Path, subprocess.CompletedProcess[str]]
+) -> None:
     assert profiled.device_type == "cpu-2core"
-    assert set(profiled.models) == {"greyscale", "rotate"}
-    for name, model in profiled.models.items():
+    assert set(profiled.models) == {"greyscale", "rotate", "find"}
+    # the suite's mesh has the default placement: two find instances, one of the others,
+    # and find batched only on GPUs, so on this CPU a batch of 2 is said not to be profiled
+    assert profiled.models["find"].instances == 2
+    assert profiled.models["find"].max_batch_size > 0
+    assert set(profiled.models["find"].service) == {1}
+    assert "find: batch 2 not profiled" in profiling[1].stderr
+    for name in ("greyscale", "rotate"):
+        model = profiled.models[name]
         assert model.functions == (name,)
-        assert model.kind == "KIND_CPU"
         assert model.instances == 1
+        assert set(model.service) == {1}
+    for model in profiled.models.values():
+        assert model.kind == "KIND_CPU"
         assert 0 < model.service[1].quantiles[0] <= model.service[1].quantiles[-1] < 5
         assert set(model.concurrency) == {1, 2}
         assert model.hop_s >= 0
