@@ -25,11 +25,11 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
+from toolmesh_local._managed import Managed
 from toolmesh_local.kube_api import FakeKubernetesAPI, kubeconfig
 from toolmesh_local.netns import Network, Node
 from toolmesh_local.triton import TritonPorts, TritonServer
@@ -68,7 +68,7 @@ class RehearsalPod:
         return self.triton.grpc_url
 
 
-class RehearsalPool:
+class RehearsalPool(Managed):
     """``pods`` Triton pods of one pool, their Service's slices, and the API serving them.
 
     Args:
@@ -105,7 +105,7 @@ class RehearsalPool:
         """Create the hosts, render the pool's repository, start every pod's Triton."""
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.network.open()
+            self.network.start()
             self.api.start()
             placement = {
                 "defaults": {"kind": "cpu", "count": 1},
@@ -140,19 +140,8 @@ class RehearsalPool:
     def stop(self) -> None:
         for pod in self.pods:
             pod.triton.stop()
-        self.api.close()
-        self.network.close()
-
-    def __enter__(self) -> RehearsalPool:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self.api.stop()
+        self.network.stop()
 
     # ---- what the gateway is given -------------------------------------------------------
 
