@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import ast
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from toolmesh_codegen._dataflow import assigned_names
 from toolmesh_codegen._errors import ValidationError
@@ -48,6 +48,7 @@ from toolmesh_codegen._plan.layout import wrap_long_gathers
 from toolmesh_codegen._plan.nodes import INF
 from toolmesh_codegen._plan.normalize import Normalizer
 from toolmesh_codegen._plan.rename import Renamer
+from toolmesh_codegen.graph import PlanGraph
 from toolmesh_codegen.validate import ENTRY, check, is_mesh_call
 
 __all__ = ["Plan", "parallelize", "plan"]
@@ -70,6 +71,8 @@ class Plan:
     critical_path: int | None
     serial_rounds: int | None
     calls: int
+    graph: PlanGraph = field(default_factory=PlanGraph)
+    """The call graph of ``solve`` with the round each step runs in (see ``graph``)."""
 
 
 def parallelize(source: str) -> str:
@@ -126,6 +129,7 @@ def plan(source: str) -> Plan:
         critical_path=finite(schedule.critical_path),
         serial_rounds=serial_rounds,
         calls=calls,
+        graph=schedule.graph,
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from toolmesh_codegen._dataflow import Effects
+from toolmesh_codegen.graph import PlanGraph
 
 
 class NodeKind(enum.Enum):
@@ -35,9 +36,13 @@ INF = math.inf
 
 @dataclass
 class Schedule:
+    """A block rewritten: its statements, rounds along its longest path, critical path,
+    and the dependency graph of its steps with the round each starts in."""
+
     stmts: list[ast.stmt]
     rounds: float
     critical_path: float
+    graph: PlanGraph
 
 
 @dataclass

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from toolmesh_codegen._dataflow import Effects
 from toolmesh_codegen._plan.build import Names, as_store, asyncio_call, name_node
+from toolmesh_codegen._plan.dag import block_graph
 from toolmesh_codegen._plan.nodes import Node, NodeKind, Schedule
 
 
@@ -63,6 +64,7 @@ class Scheduler:
     def run(self) -> Schedule:
         nodes = self.nodes
         done: dict[int, float] = {}  # node -> when its results are available
+        started: dict[int, float] = {}  # node -> when it starts (for the plan's graph)
         tasks: dict[int, str] = {}  # forked, not yet joined
         items: list[tuple[ItemKind, list[int]]] = []
         remaining = list(range(len(nodes)))
@@ -91,6 +93,7 @@ class Scheduler:
                             tasks.clear()
                         join_for([j])
                         items.append((ItemKind.INLINE, [j]))
+                        started[j] = t
                         t += node.weight
                         done[j] = t
                         remaining.remove(j)
@@ -122,6 +125,7 @@ class Scheduler:
                 join_for(group + forks)
                 for j in forks:
                     tasks[j] = ""
+                    started[j] = t
                     done[j] = t + nodes[j].weight
                     items.append((ItemKind.FORK, [j]))
                     remaining.remove(j)
@@ -129,6 +133,7 @@ class Scheduler:
                     items.append((ItemKind.GATHER, group))
                     t += 1
                     for j in group:
+                        started[j] = t - 1
                         done[j] = t
                         remaining.remove(j)
                 continue
@@ -136,6 +141,7 @@ class Scheduler:
                 j = exclusive[0]
                 join_for([j])
                 items.append((ItemKind.INLINE, [j]))
+                started[j] = t
                 t += nodes[j].weight
                 done[j] = t
                 remaining.remove(j)
@@ -148,7 +154,8 @@ class Scheduler:
             items.append((ItemKind.JOIN, [i]))
             t = max(t, done[i])
         tasks.clear()
-        return Schedule(self._emit(items), t, self.critical_path())
+        graph = block_graph(nodes, self.preds, started)
+        return Schedule(self._emit(items), t, self.critical_path(), graph)
 
     def _emit(self, items: list[tuple[ItemKind, list[int]]]) -> list[ast.stmt]:
         nodes = self.nodes
