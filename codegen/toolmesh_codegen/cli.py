@@ -1,4 +1,5 @@
-"""``toolmesh ask`` and ``toolmesh parallelize``: the codegen agent on the command line.
+"""``toolmesh ask``, ``toolmesh parallelize`` and ``toolmesh eval``: the codegen agent on the
+command line.
 
 :func:`register` is this part's ``toolmesh.cli`` entry point: the client's CLI
 calls it, so the commands exist exactly when ``toolmesh-codegen`` is installed.
@@ -29,6 +30,7 @@ from toolmesh.cli.common import (
 )
 from toolmesh.wire import result_to_json
 from toolmesh_codegen._errors import CodegenError, ValidationError
+from toolmesh_codegen.evaluation.command import evaluate
 from toolmesh_codegen.graph import GraphFormat, write_graph
 from toolmesh_codegen.llm import LLMClient, LLMSettings
 from toolmesh_codegen.parallelize import plan
@@ -238,6 +240,7 @@ def parallelize_file(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``ask`` and ``parallelize`` to the ``toolmesh`` CLI (the entry point)."""
+    """Add ``ask``, ``parallelize`` and ``eval`` to the ``toolmesh`` CLI (the entry point)."""
     app.command()(ask)
     app.command("parallelize")(parallelize_file)
+    app.command("eval")(evaluate)

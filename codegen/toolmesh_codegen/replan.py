@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from toolmesh import FunctionInfo
@@ -30,7 +30,15 @@ from toolmesh_codegen.run import DEFAULT_MAX_REPAIRS, Generation, generate
 from toolmesh_codegen.sandbox import RunResult, Sandbox
 from toolmesh_codegen.validate import check
 
-__all__ = ["DEFAULT_MAX_REPLANS", "FailureKind", "RunFailure", "Solution", "answer"]
+__all__ = [
+    "DEFAULT_MAX_REPLANS",
+    "FailureKind",
+    "Progress",
+    "RunFailure",
+    "Solution",
+    "answer",
+    "result_type_problem",
+]
 
 DEFAULT_MAX_REPLANS = 2
 
@@ -75,6 +83,15 @@ class RunFailure:
     def __str__(self) -> str:
         where = f" (line {self.line})" if self.line else ""
         return f"{self.kind.value}: {self.message}{where}"
+
+
+@dataclass
+class Progress:
+    """What :func:`answer` has done so far, filled in as it goes, so a caller that
+    catches its error still knows how many programs and failed runs it took."""
+
+    generations: list[Generation] = field(default_factory=list)
+    failures: list[RunFailure] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +172,7 @@ async def answer(
     max_replans: int = DEFAULT_MAX_REPLANS,
     expect: type | tuple[type, ...] | None = None,
     parallel: bool = True,
+    progress: Progress | None = None,
 ) -> Solution:
     """Generate a program for ``question``, run it, and re-plan while its runs fail.
 
@@ -168,6 +186,7 @@ async def answer(
         max_replans: Failed runs sent back; each asks the LLM for a new program.
         expect: The type the answer must have; another type is a failed run.
         parallel: Also run the parallel rewrite once the serial program succeeded.
+        progress: Filled in with every generation and failed run as they happen.
 
     Raises:
         ReplanFailed: the last allowed program still failed when it ran.
@@ -178,8 +197,8 @@ async def answer(
         ToolmeshError: the mesh failed (unavailable, deadline).
         LLMError: the endpoint failed.
     """
-    generations: list[Generation] = []
-    failures: list[RunFailure] = []
+    progress = progress if progress is not None else Progress()
+    generations, failures = progress.generations, progress.failures
     conversation = None
     while True:
         generation = await generate(
