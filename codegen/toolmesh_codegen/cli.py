@@ -29,6 +29,7 @@ from toolmesh.cli.common import (
     run_async,
 )
 from toolmesh.wire import result_to_json
+from toolmesh_codegen._cli_options import GraphFormatOpt, GraphOpt, RepairsOpt, ReplanOpt
 from toolmesh_codegen._errors import CodegenError, ValidationError
 from toolmesh_codegen.evaluation.command import evaluate
 from toolmesh_codegen.graph import GraphFormat, write_graph
@@ -51,23 +52,6 @@ def _timing(label: str, result: Any) -> str:
         f"{label:9s} {result.elapsed_s * 1000:8.1f} ms  {result.calls:3d} calls  "
         f"{result.rounds:3d} rounds"
     )
-
-
-GraphOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--graph",
-        help="Write the plan's call graph with its rounds here: .mmd (Mermaid), "
-        ".md (Mermaid in Markdown) or .dot (Graphviz).",
-    ),
-]
-GraphFormatOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--graph-format",
-        help="mermaid, markdown or dot, whatever --graph's extension says.",
-    ),
-]
 
 
 def _graph_format(path: Path | None, named: str | None) -> GraphFormat | None:
@@ -97,18 +81,8 @@ def ask(
     model: Annotated[
         str | None, typer.Option(help="LLM model (default TOOLMESH_LLM_MODEL or gpt-4o-mini).")
     ] = None,
-    repairs: Annotated[
-        int, typer.Option(min=0, help="Times an invalid program is sent back to the LLM.")
-    ] = DEFAULT_MAX_REPAIRS,
-    replan: Annotated[
-        int,
-        typer.Option(
-            "--replan",
-            min=0,
-            help="Times a program that fails when it runs (exception, refused call) "
-            "goes back to the LLM with the error and its line.",
-        ),
-    ] = DEFAULT_MAX_REPLANS,
+    repairs: RepairsOpt = DEFAULT_MAX_REPAIRS,
+    replan: ReplanOpt = DEFAULT_MAX_REPLANS,
     timeout: Annotated[float, typer.Option(help="Wall-clock seconds per program run.")] = 60.0,
     graph: GraphOpt = None,
     graph_format: GraphFormatOpt = None,

@@ -5,20 +5,17 @@ plan's own rounds for every golden and corpus program."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.cli.test_errors import toolmesh_cli
 from tests.codegen.conftest import CORPUS
 from toolmesh_codegen import plan
 from toolmesh_codegen.graph import GraphFormat, PlanGraph, StepKind, render, to_dot, to_mermaid
 
-TOOLMESH = str(Path(sys.executable).parent / "toolmesh")
 GOLDEN = sorted((Path(__file__).parent / "golden").glob("*.py"))
 
 
@@ -216,29 +213,17 @@ def test_the_format_follows_the_extension_or_the_option() -> None:
     assert markdown.startswith("```mermaid\nflowchart TD\n") and markdown.endswith("```\n")
 
 
-def toolmesh(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [TOOLMESH, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200"},
-        check=False,
-    )
-
-
 def test_parallelize_writes_the_graph_in_each_format(tmp_path: Path) -> None:
     program = tmp_path / "serial.py"
     program.write_text(PEOPLE_CARS_COLOUR)
-    done = toolmesh(
+    done = toolmesh_cli(
         "parallelize", str(program), "--graph", "plan.mmd", "-o", "parallel.py", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     assert "asyncio.gather" in (tmp_path / "parallel.py").read_text()
     rounds, _ = by_label(parse_mermaid((tmp_path / "plan.mmd").read_text()))
     assert sorted(rounds.values()) == ["round 1", "round 1", "round 2"]
-    done = toolmesh(
+    done = toolmesh_cli(
         "parallelize", str(program), "--graph", "plan.txt", "--graph-format", "dot", cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
@@ -263,7 +248,7 @@ def test_graph_option_mistakes_are_usage_errors_before_any_work(
     program.write_text(PEOPLE_CARS_COLOUR)
     # ask would fail on the unreachable gateway (exit 1) if it got that far
     first = [str(program)] if command == "parallelize" else ["How?", "--address", "127.0.0.1:9"]
-    done = toolmesh(command, *first, *options, cwd=tmp_path)
+    done = toolmesh_cli(command, *first, *options, cwd=tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]

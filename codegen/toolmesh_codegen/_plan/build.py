@@ -51,20 +51,22 @@ def name_node(id_: str, store: bool = False) -> ast.Name:
     return ast.Name(id=id_, ctx=ast.Store() if store else ast.Load())
 
 
-def as_store(target: ast.expr) -> ast.expr:
+def _with_context(target: ast.expr, context: type[ast.expr_context]) -> ast.expr:
     target = copy.deepcopy(target)
     for node in ast.walk(target):
         if isinstance(node, (ast.Name, ast.Tuple, ast.List, ast.Subscript, ast.Starred)):
-            node.ctx = ast.Store()
+            node.ctx = context()
     return target
+
+
+def as_store(target: ast.expr) -> ast.expr:
+    """A copy of ``target`` to assign to."""
+    return _with_context(target, ast.Store)
 
 
 def as_load(target: ast.expr) -> ast.expr:
-    target = copy.deepcopy(target)
-    for node in ast.walk(target):
-        if isinstance(node, (ast.Name, ast.Tuple, ast.List, ast.Subscript, ast.Starred)):
-            node.ctx = ast.Load()
-    return target
+    """A copy of ``target`` to read."""
+    return _with_context(target, ast.Load)
 
 
 def names_tuple(names: Sequence[str], store: bool) -> ast.expr:

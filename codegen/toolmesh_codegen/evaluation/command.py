@@ -13,6 +13,7 @@ import typer
 
 import toolmesh
 from toolmesh.cli.common import AddressOpt, console, fail, run_async
+from toolmesh_codegen._cli_options import RepairsOpt, ReplanOpt
 from toolmesh_codegen._errors import CodegenError
 from toolmesh_codegen.evaluation.prices import load_prices
 from toolmesh_codegen.evaluation.questions import load_questions, select
@@ -52,15 +53,8 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Folder for codegen_eval.json, .md and .png.")] = Path(
         "eval-results"
     ),
-    repairs: Annotated[
-        int, typer.Option(min=0, help="Times an invalid program is sent back to the LLM.")
-    ] = DEFAULT_MAX_REPAIRS,
-    replan: Annotated[
-        int,
-        typer.Option(
-            "--replan", min=0, help="Times a program that fails when it runs is sent back."
-        ),
-    ] = DEFAULT_MAX_REPLANS,
+    repairs: RepairsOpt = DEFAULT_MAX_REPAIRS,
+    replan: ReplanOpt = DEFAULT_MAX_REPLANS,
     prices: Annotated[
         Path | None,
         typer.Option(help="Token prices (YAML, llm_models: …); default the bundled table."),
