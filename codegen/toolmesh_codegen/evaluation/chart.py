@@ -44,9 +44,9 @@ def write_chart(scores: Sequence[ModelScore], path: Path) -> bool:
         label="accuracy", color="#1565c0",
     )  # fmt: skip
     rates.set_xticks(list(positions), models, rotation=10)
-    rates.set_ylim(0, 1)
+    rates.set_ylim(0, 1.3)
     rates.set_ylabel("share of questions")
-    rates.legend(loc="lower right")
+    rates.legend(loc="upper center", ncol=2)
     rates.set_title("valid programs and right answers")
     bottoms = [0] * len(scores)
     for outcome, colour in _OUTCOME_COLOURS.items():
