@@ -69,8 +69,16 @@ class PlanGraph:
     steps: tuple[Step, ...] = ()
     edges: tuple[tuple[str, str], ...] = ()
 
-    def step(self, id: str) -> Step:
-        return next(s for s in self.steps if s.id == id)
+    def step(self, step_id: str) -> Step:
+        """The step ``step_id``.
+
+        Raises:
+            KeyError: no such step.
+        """
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
 
     def rounds(self) -> dict[int | None, list[Step]]:
         """Steps by the round they start in (``None`` last: after a data-dependent step)."""
@@ -200,7 +208,7 @@ def reduce_edges(ids: Iterable[str], up: dict[str, set[str]]) -> tuple[tuple[str
 
     ``ids`` must be in a topological order (program order is one).
     """
-    order = {id: index for index, id in enumerate(ids)}
+    order = {step_id: index for index, step_id in enumerate(ids)}
     ancestors: dict[str, set[str]] = {}
     edges: list[tuple[str, str]] = []
     for b in order:

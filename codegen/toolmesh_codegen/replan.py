@@ -37,6 +37,7 @@ __all__ = [
     "RunFailure",
     "Solution",
     "answer",
+    "blames_the_program",
     "result_type_problem",
 ]
 
@@ -147,6 +148,12 @@ def result_type_problem(value: Any, expect: type | tuple[type, ...] | None) -> s
     shown = repr(value)
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     return f"solve() returned {type(value).__name__} {shown}, but the answer must be {names}"
+
+
+def blames_the_program(exc: Exception) -> bool:
+    """Whether a failed run is the program's doing (a new program might avoid it), as
+    opposed to the mesh's or the sandbox's (unavailable, a deadline, a crash)."""
+    return _failure(exc, "") is not None
 
 
 def _failure(exc: Exception, source: str) -> RunFailure | None:

@@ -129,7 +129,7 @@ async def solve(image):
     assert set(graph.edges) == {(ids[0], ids[1]), (ids[1], ids[2])}
     rounds, _ = by_label(parse_mermaid(to_mermaid(graph)))
     assert sorted(rounds.values()) == ["round 1", "round 2", "round 3"]
-    assert all(label.endswith("per item") for label in rounds if "find" not in label)
+    assert all(label.endswith("per person") for label in rounds if "find" not in label)
 
 
 def test_a_branch_with_rounds_of_its_own_is_one_step_spanning_them() -> None:

@@ -19,10 +19,14 @@ from toolmesh_codegen import (
     FailureKind,
     LLMClient,
     LLMSettings,
+    ProgramError,
     ReplanFailed,
     Sandbox,
+    SandboxCrashed,
+    SandboxTimeout,
     answer,
 )
+from toolmesh_codegen.replan import blames_the_program, result_type_problem
 
 TOOLMESH = str(Path(sys.executable).parent / "toolmesh")
 FRAME = STREET_FRAMES / "frame_000.jpg"
@@ -184,3 +188,36 @@ def test_ask_without_re_plans_fails_in_one_line(address: str, tmp_path: Path) ->
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith("error: the program failed when it ran, 1 time; last: exception:")
     assert "KeyError: 'bbox' (line 4)" in lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("error", "blamed"),
+    [
+        (ProgramError("KeyError", "'bbox'", 4), True),
+        (ProgramError("InvalidArgument", "unknown object_name", 2), True),
+        (SandboxTimeout("ran longer than 60 s"), True),
+        (ProgramError("Unavailable", "Triton is down", 2), False),
+        (ProgramError("DeadlineExceeded", "", 2), False),
+        (SandboxCrashed("the sandbox process died"), False),
+    ],
+)
+def test_only_failures_a_new_program_could_avoid_are_re_planned(
+    error: Exception, blamed: bool
+) -> None:
+    assert blames_the_program(error) is blamed
+
+
+@pytest.mark.parametrize(
+    ("value", "expect", "problem"),
+    [
+        (3, int, None),
+        (True, int, "returned bool True, but the answer must be int"),
+        ("3", int, "returned str '3', but the answer must be int"),
+        (2.5, (int, float), None),
+        (True, bool, None),
+        ([1], list, None),
+    ],
+)
+def test_the_result_type_check(value: object, expect: type, problem: str | None) -> None:
+    found = result_type_problem(value, expect)
+    assert found is None if problem is None else (found is not None and problem in found)

@@ -80,7 +80,7 @@ def _constants(call: ast.Call) -> str:
     )
 
 
-def _step(id: str, node: Node, calls: list[ast.Call], start: float) -> Step:
+def _step(step_id: str, node: Node, calls: list[ast.Call], start: float) -> Step:
     functions = tuple(dict.fromkeys(_function(c) for c in calls))
     fan_out = _fans_out(node)
     one_round = node.kind is NodeKind.CALL or node.weight == 1
@@ -93,8 +93,8 @@ def _step(id: str, node: Node, calls: list[ast.Call], start: float) -> Step:
     else:
         text = f"{node.label}: {', '.join(functions)}"
     if fan_out:
-        text += " per item"
+        text += f" per {node.over or 'item'}"
     label = f"{targets} = {text}" if targets and kind is StepKind.CALL else text
     rounds = None if node.weight == INF else int(node.weight)
     first = None if start == INF else int(start) + 1
-    return Step(id, label, kind, functions, first, rounds, fan_out)
+    return Step(step_id, label, kind, functions, first, rounds, fan_out)

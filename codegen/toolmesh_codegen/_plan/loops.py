@@ -250,6 +250,7 @@ class LoopSplitter:
                     target=name_node(list_name, True) if list_name else None,
                     awaitable=gathered,
                     label=base,
+                    over=", ".join(tnames),
                 )
                 pattern = as_store(unit_target) if unit_target is not None else None
                 return _Stage(node, outputs, list_name, pattern)
@@ -315,6 +316,7 @@ class LoopSplitter:
                 awaitable=gathered,
                 prelude=[definition],
                 label=label,
+                over=", ".join(tnames),
             )
             if node.kind is NodeKind.OPAQUE:
                 node.stmts = [

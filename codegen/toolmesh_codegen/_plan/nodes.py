@@ -59,3 +59,4 @@ class Node:
     prelude: list[ast.stmt] = field(default_factory=list)
     label: str = "task"
     wrap: Callable[[], bool] | None = None  # builds the awaitable form of an opaque node
+    over: str = ""  # a loop stage: the loop variable(s) it runs once per value of

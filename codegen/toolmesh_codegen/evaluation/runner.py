@@ -24,7 +24,7 @@ from toolmesh_codegen.evaluation.checks import matches
 from toolmesh_codegen.evaluation.questions import Question
 from toolmesh_codegen.llm import Completion, LLMClient, LLMSettings, Usage
 from toolmesh_codegen.prompt import Message
-from toolmesh_codegen.replan import Progress, Solution, answer
+from toolmesh_codegen.replan import Progress, Solution, answer, blames_the_program
 from toolmesh_codegen.sandbox import Sandbox
 
 __all__ = [
@@ -218,8 +218,11 @@ async def _one(
         outcome, error, replans_not_sent = Outcome.FAILED, str(exc), 1
     except TypeError as exc:  # solve() takes other inputs than the picture
         outcome, error, extra_runtime = Outcome.FAILED, f"TypeError: {exc}", 1
-    except SandboxError as exc:  # the parallel rewrite failed where the serial run did not
-        outcome, error, extra_runtime = Outcome.FAILED, f"parallel run: {exc}", 1
+    except SandboxError as exc:  # the parallel rewrite failed, or a run not the program's fault
+        if blames_the_program(exc):
+            outcome, error, extra_runtime = Outcome.FAILED, f"{type(exc).__name__}: {exc}", 1
+        else:
+            outcome, error = Outcome.ERROR, f"{type(exc).__name__}: {exc}"
     except (LLMError, toolmesh.ToolmeshError) as exc:
         outcome, error = Outcome.ERROR, f"{type(exc).__name__}: {exc}"
     value: Any = None
