@@ -33,7 +33,7 @@ from toolmesh_local._managed import Managed
 from toolmesh_local.kube_api import FakeKubernetesAPI, kubeconfig
 from toolmesh_local.netns import Network, Node
 from toolmesh_local.triton import TritonPorts, TritonServer
-from toolmesh_models.placement import parse_placement
+from toolmesh_models.placement import load_placement
 from toolmesh_models.repository import render_repository
 
 __all__ = ["POD_PORTS", "PodState", "RehearsalPod", "RehearsalPool"]
@@ -107,17 +107,19 @@ class RehearsalPool(Managed):
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.network.start()
             self.api.start()
+            # one file, as in a cluster: the pool renders from it, the gateway reads its pools
             placement = {
                 "defaults": {"kind": "cpu", "count": 1},
-                "models": {m: {"kind": "cpu", "count": 1} for m in self.models},
+                "pools": {
+                    self.pool: {"service": self.service, "models": {m: {} for m in self.models}}
+                },
             }
+            self.placement_file.write_text(yaml.safe_dump(placement), encoding="utf-8")
             repository = self.run_dir / "repository"
             render_repository(
-                repository, placement=parse_placement(placement), gpus=[], models=self.models
-            )
-            pools = {self.pool: {"service": self.service, "models": {m: {} for m in self.models}}}
-            self.placement_file.write_text(
-                yaml.safe_dump({**placement, "pools": pools}), encoding="utf-8"
+                repository,
+                placement=load_placement(self.placement_file).for_pool(self.pool),
+                gpus=[],
             )
             self.kubeconfig_file.write_text(kubeconfig(self.api, self.namespace), encoding="utf-8")
             for i, node in enumerate(self.network.nodes):
