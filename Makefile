@@ -9,7 +9,8 @@ PERF_VENV := .venv-perf
 BIN := $(VENV)/bin
 # libpython3.11: the Triton python-backend stub embeds it. libb64-0d: perf_analyzer needs it.
 # bubblewrap, libseccomp2: the codegen sandbox's jail (namespaces, read-only view, seccomp).
-SYSTEM_PACKAGES := libpython3.11 libb64-0d bubblewrap libseccomp2
+# iproute2: `ip netns`, the cluster rehearsal's hosts (toolmesh_local.netns).
+SYSTEM_PACKAGES := libpython3.11 libb64-0d bubblewrap libseccomp2 iproute2
 PROTOS := $(wildcard protos/toolmesh/v1/*.proto)
 
 .PHONY: setup system-deps demo test lint protos crd perf wheels clean

@@ -4,6 +4,7 @@ registry → checked, provably equivalent parallel programs → sandboxed runs.
     generation = await generate("How many people are there?")
     print(generation.parallel)
     result = await run(generation.parallel, image=Path("frame.jpg"))
+    solution = await answer(question, functions=..., llm=..., sandbox=..., inputs=...)
 
 Also reachable as ``toolmesh.codegen``.
 """
@@ -16,6 +17,7 @@ from toolmesh_codegen._errors import (
     Problem,
     ProgramError,
     RepairFailed,
+    ReplanFailed,
     SandboxCrashed,
     SandboxError,
     SandboxMemoryError,
@@ -25,8 +27,10 @@ from toolmesh_codegen._errors import (
 )
 from toolmesh_codegen._image import SandboxImage
 from toolmesh_codegen._jail import IsolationStatus, isolation_status
+from toolmesh_codegen.graph import PlanGraph
 from toolmesh_codegen.llm import LLMClient, LLMSettings, Usage
 from toolmesh_codegen.parallelize import Plan, parallelize, plan
+from toolmesh_codegen.replan import FailureKind, RunFailure, Solution, answer
 from toolmesh_codegen.run import Attempt, Generation, generate, run
 from toolmesh_codegen.sandbox import Limits, RunResult, Sandbox, require_isolation
 from toolmesh_codegen.validate import Program, check, find_problems
@@ -34,6 +38,7 @@ from toolmesh_codegen.validate import Program, check, find_problems
 __all__ = [
     "Attempt",
     "CodegenError",
+    "FailureKind",
     "Generation",
     "IsolationStatus",
     "IsolationUnavailable",
@@ -42,10 +47,13 @@ __all__ = [
     "LLMSettings",
     "Limits",
     "Plan",
+    "PlanGraph",
     "Problem",
     "Program",
     "ProgramError",
     "RepairFailed",
+    "ReplanFailed",
+    "RunFailure",
     "RunResult",
     "Sandbox",
     "SandboxCrashed",
@@ -54,8 +62,10 @@ __all__ = [
     "SandboxMemoryError",
     "SandboxTimeout",
     "SandboxViolation",
+    "Solution",
     "Usage",
     "ValidationError",
+    "answer",
     "batch",
     "check",
     "find_problems",

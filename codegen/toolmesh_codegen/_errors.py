@@ -5,6 +5,7 @@ The tree, so callers can catch as broadly or as narrowly as they need::
     CodegenError
     ├── ValidationError        the program breaks the contract (line-numbered problems)
     ├── RepairFailed           the LLM kept writing invalid programs (bounded repair rounds)
+    ├── ReplanFailed           its valid programs kept failing at run time (bounded re-plans)
     ├── LLMError               the endpoint failed, timed out or answered without a program
     └── SandboxError           the sandboxed run did not produce a value
         ├── SandboxViolation   the program tried something the sandbox forbids
@@ -26,6 +27,7 @@ __all__ = [
     "Problem",
     "ProgramError",
     "RepairFailed",
+    "ReplanFailed",
     "SandboxCrashed",
     "SandboxError",
     "SandboxMemoryError",
@@ -69,6 +71,22 @@ class RepairFailed(ValidationError):
         self.attempts = attempts
         self.source = source
         self.args = (f"no valid program after {attempts} attempts; last one had:\n{self.args[0]}",)
+
+
+class ReplanFailed(CodegenError):
+    """Valid programs kept failing when they ran, after the allowed re-plans.
+
+    ``failures`` holds one line per failed run, oldest first; ``source`` the last program.
+    """
+
+    def __init__(self, failures: list[str], source: str) -> None:
+        self.failures = failures
+        self.source = source
+        runs = len(failures)
+        super().__init__(
+            f"the program failed when it ran, {runs} time{'s' if runs != 1 else ''}; "
+            f"last: {failures[-1] if failures else 'unknown'}"
+        )
 
 
 class LLMError(CodegenError):

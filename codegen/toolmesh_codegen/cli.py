@@ -1,4 +1,5 @@
-"""``toolmesh ask`` and ``toolmesh parallelize``: the codegen agent on the command line.
+"""``toolmesh ask``, ``toolmesh parallelize`` and ``toolmesh eval``: the codegen agent on the
+command line.
 
 :func:`register` is this part's ``toolmesh.cli`` entry point: the client's CLI
 calls it, so the commands exist exactly when ``toolmesh-codegen`` is installed.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,12 +29,15 @@ from toolmesh.cli.common import (
     run_async,
 )
 from toolmesh.wire import result_to_json
+from toolmesh_codegen._cli_options import GraphFormatOpt, GraphOpt, RepairsOpt, ReplanOpt
 from toolmesh_codegen._errors import CodegenError, ValidationError
+from toolmesh_codegen.evaluation.command import evaluate
+from toolmesh_codegen.graph import GraphFormat, write_graph
 from toolmesh_codegen.llm import LLMClient, LLMSettings
 from toolmesh_codegen.parallelize import plan
-from toolmesh_codegen.run import generate
+from toolmesh_codegen.replan import DEFAULT_MAX_REPLANS, answer
+from toolmesh_codegen.run import DEFAULT_MAX_REPAIRS
 from toolmesh_codegen.sandbox import Limits, Sandbox
-from toolmesh_codegen.validate import check
 
 __all__ = ["ask", "parallelize_file", "register"]
 
@@ -49,6 +54,21 @@ def _timing(label: str, result: Any) -> str:
     )
 
 
+def _graph_format(path: Path | None, named: str | None) -> GraphFormat | None:
+    """The format to write ``--graph`` in, checked before any work is done (usage: exit 2)."""
+    if path is None:
+        if named is not None:
+            raise fail("--graph-format needs --graph FILE", 2)
+        return None
+    try:
+        chosen = GraphFormat.for_path(path, named)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from exc
+    if not path.parent.is_dir():
+        raise fail(f"{path.parent}: no such directory (for --graph)", 2)
+    return chosen
+
+
 def ask(
     question: str,
     image: Annotated[
@@ -61,10 +81,11 @@ def ask(
     model: Annotated[
         str | None, typer.Option(help="LLM model (default TOOLMESH_LLM_MODEL or gpt-4o-mini).")
     ] = None,
-    repairs: Annotated[
-        int, typer.Option(help="Times an invalid program is sent back to the LLM.")
-    ] = 2,
+    repairs: RepairsOpt = DEFAULT_MAX_REPAIRS,
+    replan: ReplanOpt = DEFAULT_MAX_REPLANS,
     timeout: Annotated[float, typer.Option(help="Wall-clock seconds per program run.")] = 60.0,
+    graph: GraphOpt = None,
+    graph_format: GraphFormatOpt = None,
 ) -> None:
     """Answer a question about an image: an LLM writes a serial program against the live
     registry; toolmesh checks it, parallelizes it and runs both in a sandbox.
@@ -76,33 +97,60 @@ def ask(
             image_file("image", str(image))
         except toolmesh.ArgumentError as exc:
             raise fail(str(exc), 2) from exc
+    fmt = _graph_format(graph, graph_format)
+    options = _AskOptions(image, save, address, model, repairs, replan, timeout, graph, fmt)
     try:
-        code = run_async(_ask(question, image, save, address, model, repairs, timeout))
+        code = run_async(_ask(question, options))
     except (CodegenError, toolmesh.ToolmeshError) as exc:
         raise fail(str(exc)) from exc
     if code:
         raise typer.Exit(code)
 
 
-async def _ask(
-    question: str,
-    image: Path | None,
-    save: Path | None,
-    address: str | None,
-    model: str | None,
-    repairs: int,
-    timeout: float,
-) -> int:
-    async with toolmesh.Client(address) as client:
+@dataclass(frozen=True, slots=True)
+class _AskOptions:
+    image: Path | None
+    save: Path | None
+    address: str | None
+    model: str | None
+    repairs: int
+    replans: int
+    timeout: float
+    graph: Path | None
+    graph_format: GraphFormat | None
+
+
+async def _ask(question: str, options: _AskOptions) -> int:
+    async with toolmesh.Client(options.address) as client:
         functions = await client.functions()
         gateway = client.address
-    async with LLMClient(LLMSettings.resolve(model=model)) as llm:
-        with console.status("asking the LLM…"):
-            generation = await generate(question, functions=functions, llm=llm, max_repairs=repairs)
+    inputs: dict[str, Any] = {"image": options.image} if options.image is not None else {}
+    async with (
+        LLMClient(LLMSettings.resolve(model=options.model)) as llm,
+        Sandbox(gateway, limits=Limits(timeout_s=options.timeout)) as sandbox,
+    ):
+        with console.status("asking the LLM and running its program…"):
+            try:
+                solution = await answer(
+                    question,
+                    functions=functions,
+                    llm=llm,
+                    sandbox=sandbox,
+                    inputs=inputs,
+                    max_repairs=options.repairs,
+                    max_replans=options.replans,
+                )
+            except TypeError as exc:
+                err_line(f"{exc}: pass the picture with --image")
+                return 2
+    generation = solution.generation
+    for failure in solution.failures:
+        err.print(f"re-planned after a failed run: {failure}", markup=False, highlight=False)
     tries = len(generation.attempts)
+    replanned = f", {solution.replans} re-plan{'s' if solution.replans != 1 else ''}"
     _program(
-        f"serial program ({generation.model}, {tries} attempt{'s' if tries > 1 else ''}, "
-        f"{generation.usage})",
+        f"serial program ({generation.model}, {tries} attempt{'s' if tries > 1 else ''}"
+        f"{replanned if solution.replans else ''}, {solution.usage})",
         generation.serial,
     )
     plan = generation.plan
@@ -111,27 +159,20 @@ async def _ask(
         f"parallel program ({rounds} rounds, critical path {plan.critical_path})",
         generation.parallel,
     )
-    if save is not None:
-        save.write_text(generation.parallel)
-        console.print(f"saved the parallel program to {save}")
-    program = check(generation.parallel, functions, serial=False)
-    inputs: dict[str, Any] = {"image": image} if image is not None else {}
-    try:
-        program.check_inputs(inputs)
-    except TypeError as exc:
-        err_line(f"{exc}: pass the picture with --image")
-        return 2
-    async with Sandbox(gateway, limits=Limits(timeout_s=timeout)) as sandbox:
-        with console.status("running the serial program…"):
-            serial = await sandbox.run(generation.serial, **inputs)
-        with console.status("running the parallel program…"):
-            parallel = await sandbox.run(generation.parallel, **inputs)
+    if options.save is not None:
+        options.save.write_text(generation.parallel)
+        console.print(f"saved the parallel program to {options.save}")
+    if options.graph is not None:
+        write_graph(plan.graph, options.graph, options.graph_format)
+        console.print(f"wrote the plan's graph to {options.graph}")
+    serial, parallel = solution.serial, solution.parallel
+    assert parallel is not None
     if parallel.stdout:
         console.print(Rule("program output", align="left"))
         console.print(parallel.stdout.rstrip("\n"), markup=False, highlight=False)
     console.print(Rule("answer", align="left"))
-    answer = json.dumps(result_to_json(parallel.value, None, "answer"), indent=2, default=str)
-    console.print(answer, markup=False, highlight=False)
+    shown = json.dumps(result_to_json(parallel.value, None, "answer"), indent=2, default=str)
+    console.print(shown, markup=False, highlight=False)
     console.print(Rule("timing", align="left"))
     console.print(_timing("serial", serial), markup=False)
     speedup = serial.elapsed_s / parallel.elapsed_s if parallel.elapsed_s > 0 else float("nan")
@@ -147,8 +188,11 @@ def parallelize_file(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
+    graph: GraphOpt = None,
+    graph_format: GraphFormatOpt = None,
 ) -> None:
     """Rewrite a serial program so that its independent calls run concurrently."""
+    fmt = _graph_format(graph, graph_format)
     source = program_source(path)
     try:
         result = plan(source)
@@ -158,6 +202,8 @@ def parallelize_file(
         sys.stdout.write(result.source)
     else:
         output.write_text(result.source)
+    if graph is not None:
+        write_graph(result.graph, graph, fmt)
     rounds = "data-dependent" if result.rounds is None else str(result.rounds)
     serial = "data-dependent" if result.serial_rounds is None else str(result.serial_rounds)
     err.print(
@@ -168,6 +214,7 @@ def parallelize_file(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``ask`` and ``parallelize`` to the ``toolmesh`` CLI (the entry point)."""
+    """Add ``ask``, ``parallelize`` and ``eval`` to the ``toolmesh`` CLI (the entry point)."""
     app.command()(ask)
     app.command("parallelize")(parallelize_file)
+    app.command("eval")(evaluate)

@@ -60,6 +60,14 @@ class LLMSettings:
             else int(env.get("TOOLMESH_LLM_MAX_RETRIES") or DEFAULT_MAX_RETRIES),
         )
 
+    def require_key(self) -> None:
+        """Raise :class:`LLMError` when there is no API key (checked before any work)."""
+        if not self.api_key:
+            raise LLMError(
+                "no API key for the LLM: set OPENAI_API_KEY (and OPENAI_BASE_URL for an "
+                "OpenAI-compatible endpoint other than api.openai.com)"
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
@@ -112,11 +120,7 @@ class LLMClient:
     ) -> None:
         self.settings = settings or LLMSettings.resolve()
         if client is None:
-            if not self.settings.api_key:
-                raise LLMError(
-                    "no API key for the LLM: set OPENAI_API_KEY (and OPENAI_BASE_URL for an "
-                    "OpenAI-compatible endpoint other than api.openai.com)"
-                )
+            self.settings.require_key()
             client = openai.AsyncOpenAI(
                 api_key=self.settings.api_key,
                 base_url=self.settings.base_url,

@@ -19,10 +19,12 @@ from toolmesh_codegen.validate import find_problems, is_available
 
 __all__ = [
     "Example",
+    "Message",
     "build_messages",
     "extract_program",
     "load_examples",
     "repair_message",
+    "replan_message",
     "system_prompt",
 ]
 
@@ -173,6 +175,26 @@ def repair_message(problems: Sequence[Problem]) -> Message:
             "Your program cannot run as written. The validator found:\n"
             f"{listed}\n"
             "Fix every problem and answer with the whole corrected program in one "
+            "```python code block."
+        ),
+    }
+
+
+def replan_message(what: str, message: str, line: int | None, source: str) -> Message:
+    """The follow-up that sends a run-time failure back to the LLM: what went wrong,
+    on which line of its program, with that line quoted."""
+    where = ""
+    lines = source.splitlines()
+    if line is not None and 1 <= line <= len(lines):
+        where = f" on line {line}:\n    {lines[line - 1].strip()}\n"
+    else:
+        where = ":\n"
+    return {
+        "role": "user",
+        "content": (
+            f"Your program passed the checks but failed when it ran ({what}){where}"
+            f"{message}\n"
+            "Fix the program and answer with the whole corrected program in one "
             "```python code block."
         ),
     }

@@ -13,7 +13,7 @@ from toolmesh import FunctionInfo
 from toolmesh_codegen._errors import LLMError, Problem, RepairFailed
 from toolmesh_codegen.llm import LLMClient, Usage
 from toolmesh_codegen.parallelize import Plan, plan
-from toolmesh_codegen.prompt import build_messages, extract_program, repair_message
+from toolmesh_codegen.prompt import Message, build_messages, extract_program, repair_message
 from toolmesh_codegen.sandbox import RunResult, Sandbox
 from toolmesh_codegen.validate import check, find_problems
 
@@ -41,6 +41,13 @@ class Generation:
     model: str
     usage: Usage
     attempts: tuple[Attempt, ...] = field(default=())
+    messages: tuple[Message, ...] = field(default=())
+    """The conversation, ending with the answer that holds ``serial``."""
+
+    @property
+    def repairs(self) -> int:
+        """Answers the validator sent back before this one."""
+        return max(len(self.attempts) - 1, 0)
 
 
 async def _registry(address: str | None) -> list[FunctionInfo]:
@@ -56,6 +63,7 @@ async def generate(
     llm: LLMClient | None = None,
     address: str | None = None,
     max_repairs: int = DEFAULT_MAX_REPAIRS,
+    conversation: Sequence[Message] | None = None,
 ) -> Generation:
     """Ask the LLM for a serial program, repair it until it validates, parallelize it.
 
@@ -65,6 +73,8 @@ async def generate(
         llm: The LLM client; default: one configured from the environment.
         address: Gateway ``host:port`` (default ``TOOLMESH_ADDRESS``).
         max_repairs: How many times invalid programs are sent back with their problems.
+        conversation: Messages to continue (a re-plan sends an earlier conversation
+            plus the run-time error); default: a new conversation about ``question``.
 
     Raises:
         RepairFailed: the last attempt still had problems.
@@ -73,7 +83,7 @@ async def generate(
     registry = list(functions) if functions is not None else await _registry(address)
     client = llm or LLMClient()
     try:
-        messages = build_messages(question, registry)
+        messages = list(conversation or build_messages(question, registry))
         usage = Usage()
         attempts: list[Attempt] = []
         model = client.settings.model
@@ -83,6 +93,7 @@ async def generate(
             completion = await client.complete(messages)
             usage += completion.usage
             model = completion.model
+            messages = [*messages, {"role": "assistant", "content": completion.text}]
             try:
                 source = extract_program(completion.text)
             except LLMError as exc:
@@ -100,12 +111,9 @@ async def generate(
                     model=model,
                     usage=usage,
                     attempts=tuple(attempts),
+                    messages=tuple(messages),
                 )
-            messages = [
-                *messages,
-                {"role": "assistant", "content": completion.text},
-                repair_message(problems),
-            ]
+            messages.append(repair_message(problems))
         raise RepairFailed(problems, len(attempts), source)
     finally:
         if llm is None:

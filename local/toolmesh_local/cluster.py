@@ -25,15 +25,15 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 
+from toolmesh_local._managed import Managed
 from toolmesh_local.kube_api import FakeKubernetesAPI, kubeconfig
 from toolmesh_local.netns import Network, Node
 from toolmesh_local.triton import TritonPorts, TritonServer
-from toolmesh_models.placement import parse_placement
+from toolmesh_models.placement import load_placement
 from toolmesh_models.repository import render_repository
 
 __all__ = ["POD_PORTS", "PodState", "RehearsalPod", "RehearsalPool"]
@@ -68,7 +68,7 @@ class RehearsalPod:
         return self.triton.grpc_url
 
 
-class RehearsalPool:
+class RehearsalPool(Managed):
     """``pods`` Triton pods of one pool, their Service's slices, and the API serving them.
 
     Args:
@@ -105,19 +105,21 @@ class RehearsalPool:
         """Create the hosts, render the pool's repository, start every pod's Triton."""
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self.network.open()
+            self.network.start()
             self.api.start()
+            # one file, as in a cluster: the pool renders from it, the gateway reads its pools
             placement = {
                 "defaults": {"kind": "cpu", "count": 1},
-                "models": {m: {"kind": "cpu", "count": 1} for m in self.models},
+                "pools": {
+                    self.pool: {"service": self.service, "models": {m: {} for m in self.models}}
+                },
             }
+            self.placement_file.write_text(yaml.safe_dump(placement), encoding="utf-8")
             repository = self.run_dir / "repository"
             render_repository(
-                repository, placement=parse_placement(placement), gpus=[], models=self.models
-            )
-            pools = {self.pool: {"service": self.service, "models": {m: {} for m in self.models}}}
-            self.placement_file.write_text(
-                yaml.safe_dump({**placement, "pools": pools}), encoding="utf-8"
+                repository,
+                placement=load_placement(self.placement_file).for_pool(self.pool),
+                gpus=[],
             )
             self.kubeconfig_file.write_text(kubeconfig(self.api, self.namespace), encoding="utf-8")
             for i, node in enumerate(self.network.nodes):
@@ -140,19 +142,8 @@ class RehearsalPool:
     def stop(self) -> None:
         for pod in self.pods:
             pod.triton.stop()
-        self.api.close()
-        self.network.close()
-
-    def __enter__(self) -> RehearsalPool:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self.api.stop()
+        self.network.stop()
 
     # ---- what the gateway is given -------------------------------------------------------
 

@@ -35,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from toolmesh_local._managed import Managed
+
 __all__ = ["RESOURCES", "FakeKubernetesAPI", "Resource", "kubeconfig"]
 
 _END = object()
@@ -86,7 +88,7 @@ class _Watcher:
         return kind == self.kind and _matches(self.selector, labels)
 
 
-class FakeKubernetesAPI:
+class FakeKubernetesAPI(Managed):
     """The resources of :data:`RESOURCES` in one namespace, with their watch streams."""
 
     def __init__(
@@ -122,16 +124,10 @@ class FakeKubernetesAPI:
         self._thread.start()
         return self
 
-    def close(self) -> None:
+    def stop(self) -> None:
         self.end_watches()
         self._server.shutdown()
         self._server.server_close()
-
-    def __enter__(self) -> FakeKubernetesAPI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ---- changing the store, as kubectl (or a controller) would -------------------------
 

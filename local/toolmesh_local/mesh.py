@@ -13,13 +13,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from toolmesh.local_state import STATE_FILE, MeshState, default_run_dir
 from toolmesh_gateway.server import FUNCTIONS_SERVICE
+from toolmesh_local._managed import Managed
 from toolmesh_local.otlp import OtlpReceiver
 from toolmesh_local.triton import TritonServer, TritonStartError, free_port, stop_process
 from toolmesh_models.paths import FUNCTIONS_DIR, PLACEMENT_FILE
@@ -56,7 +56,7 @@ def wait_for_health(address: str, timeout: float, service: str = FUNCTIONS_SERVI
     raise TimeoutError(f"gateway at {address} not serving after {timeout:.0f}s ({last_error})")
 
 
-class LocalMesh:
+class LocalMesh(Managed):
     """Triton + gateway on loopback. Use as a context manager, or ``start()``/``stop()``.
 
     Args:
@@ -217,18 +217,6 @@ class LocalMesh:
             triton.stop()
         if self.receiver is not None:
             self.receiver.stop()
-
-    def __enter__(self) -> LocalMesh:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def stop_detached(state: MeshState, timeout: float = 15.0) -> list[str]:

@@ -9,7 +9,7 @@ root namespace by a veth pair on a Linux bridge, as a CNI plugin would:
     root namespace: bridge <name> 10.x.y.1/24
     node i:         eth0 10.x.y.(10+i)/24 (veth peer on the bridge), lo up
 
-Everything is created with ``ip`` (iproute2) and removed on :meth:`Network.close`
+Everything is created with ``ip`` (iproute2) and removed on :meth:`Network.stop`
 (deleting a namespace deletes its veth end). It needs root (``CAP_NET_ADMIN``);
 :func:`unavailable_reason` says why it cannot run where it cannot.
 """
@@ -22,7 +22,8 @@ import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from types import TracebackType
+
+from toolmesh_local._managed import Managed
 
 __all__ = ["Network", "NetworkError", "Node", "unavailable_reason"]
 
@@ -77,7 +78,7 @@ class Node:
 
 
 @dataclass
-class Network:
+class Network(Managed):
     """A bridge and ``count`` namespaces on it; a context manager that removes them all.
 
     Names carry a random tag, so two rehearsals (or a crashed one's leftovers) never clash.
@@ -95,7 +96,7 @@ class Network:
         assert self.subnet is not None
         return str(self.subnet.network_address + 1)
 
-    def open(self) -> Network:
+    def start(self) -> Network:
         reason = unavailable_reason()
         if reason is not None:
             raise NetworkError(f"cannot create rehearsal hosts: {reason}")
@@ -109,7 +110,7 @@ class Network:
             for i in range(self.count):
                 self._add_node(i, bridge)
         except BaseException:
-            self.close()
+            self.stop()
             raise
         return self
 
@@ -128,7 +129,7 @@ class Network:
         _ip("-n", name, "link", "set", "lo", "up")
         return node
 
-    def close(self) -> None:
+    def stop(self) -> None:
         """Delete the namespaces (and so their veths) and the bridge; idempotent."""
         for node in self.nodes:
             subprocess.run(["ip", "netns", "del", node.name], capture_output=True, check=False)
@@ -136,14 +137,3 @@ class Network:
         if self._bridge is not None:
             subprocess.run(["ip", "link", "del", self._bridge], capture_output=True, check=False)
             self._bridge = None
-
-    def __enter__(self) -> Network:
-        return self.open()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

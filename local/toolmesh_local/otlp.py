@@ -15,8 +15,8 @@ import sysconfig
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
+from toolmesh_local._managed import Managed
 from toolmesh_local.triton import free_port, stop_process
 
 __all__ = ["OtlpReceiver", "Span", "read_spans", "render_tree"]
@@ -89,7 +89,7 @@ def render_tree(spans: list[Span], trace_id: str) -> str:
 
 
 @dataclass
-class OtlpReceiver:
+class OtlpReceiver(Managed):
     """A rotel process on loopback; ``http_endpoint`` is what exporters point at."""
 
     log_path: Path
@@ -140,15 +140,3 @@ class OtlpReceiver:
     def stop(self) -> None:
         process, self.process = self.process, None
         stop_process(process, timeout=10)
-
-    def __enter__(self) -> OtlpReceiver:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -24,8 +24,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
+from toolmesh_local._managed import Managed
 from toolmesh_models.errors import WEIGHTS_MISSING
 
 __all__ = [
@@ -132,7 +132,7 @@ class TritonPorts:
     metrics: int = field(default_factory=free_port)
 
 
-class TritonServer:
+class TritonServer(Managed):
     """One tritonserver process on loopback ports; a context manager that always stops it.
 
     Args:
@@ -309,11 +309,3 @@ class TritonServer:
         if self.process is None:
             self.start()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

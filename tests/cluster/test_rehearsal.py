@@ -10,6 +10,8 @@ Calls per pod are counted from each Triton's own statistics, not from the gatewa
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -148,6 +150,9 @@ async def test_the_pool_scales_drains_and_loses_a_pod_under_load(
             status = {e.pod: e for e in await mesh_status(gateway)}
             assert status[p1.name].draining and status[p1.name].pool == "cpu"
             assert not status[p0.name].draining and status[p0.name].url == p0.url
+            shown = await toolmesh_status(gateway)
+            row = next(line for line in shown.splitlines() if p1.url in line)
+            assert p1.name in row and "draining" in row and "cpu" in row, shown
             await asyncio.sleep(0.5)  # Triton counts a call once its response is out
             drained_at = cluster.successes(p1)
             await load.more_calls(20)
@@ -203,6 +208,22 @@ async def mesh_status(gateway: Gateway) -> list[mesh_pb2.EndpointStatus]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
         reply = await mesh_pb2_grpc.MeshStub(channel).Status(mesh_pb2.StatusRequest(), timeout=5)
     return list(reply.endpoints)
+
+
+async def toolmesh_status(gateway: Gateway) -> str:
+    """`toolmesh status` as a user runs it (a process: the gateway lives in this event loop)."""
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "toolmesh"),
+        "status",
+        "--address",
+        f"127.0.0.1:{gateway.port}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, output.decode()
+    return output.decode()
 
 
 def scrape(gateway: Gateway) -> set[tuple[str, str, str]]:

@@ -1,8 +1,10 @@
 """A local OpenAI-compatible HTTP server that replays recorded chat completions.
 
 Each POST to ``/v1/chat/completions`` is answered with the next scripted step, in
-order, and its JSON body is kept in ``requests`` for the test to inspect. A step is a
-recorded completion (a dict), or a ``Step`` with an HTTP status and/or a delay.
+order, or, given ``respond``, with the step that function picks for the request (so
+concurrent or many-model clients get answers by what they asked, not by arrival); its
+JSON body is kept in ``requests`` for the test to inspect. A step is a recorded
+completion (a dict), or a ``Step`` with an HTTP status and/or a delay.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,14 +29,50 @@ class Step:
     delay_s: float = 0.0
 
 
+def completion(
+    text: str,
+    *,
+    model: str = "gpt-4o-mini-2024-07-18",
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    id: str = "chatcmpl-replay",
+) -> dict[str, Any]:
+    """A chat completion in the shape the OpenAI API answers, holding ``text``."""
+    return {
+        "id": id,
+        "object": "chat.completion",
+        "created": 1764720000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
 def recorded(name: str) -> list[dict[str, Any]]:
     """The completions recorded in ``replays/<name>.json`` (a JSON list)."""
     return json.loads((REPLAYS / f"{name}.json").read_text())
 
 
 class ReplayServer:
-    def __init__(self, steps: list[dict[str, Any] | Step]) -> None:
-        self.steps = [s if isinstance(s, Step) else Step(s) for s in steps]
+    def __init__(
+        self,
+        steps: list[dict[str, Any] | Step] | None = None,
+        *,
+        respond: Callable[[dict[str, Any]], Step] | None = None,
+    ) -> None:
+        self.steps = [s if isinstance(s, Step) else Step(s) for s in steps or []]
+        self.respond = respond
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self._lock = threading.Lock()
@@ -47,11 +86,12 @@ class ReplayServer:
                     server.requests.append(body)
                     server.paths.append(self.path)
                     index = len(server.requests) - 1
-                step = (
-                    server.steps[index]
-                    if index < len(server.steps)
-                    else Step({"error": {"message": "no more recorded answers"}}, status=500)
-                )
+                if server.respond is not None:
+                    step = server.respond(body)
+                elif index < len(server.steps):
+                    step = server.steps[index]
+                else:
+                    step = Step({"error": {"message": "no more recorded answers"}}, status=500)
                 if step.delay_s:
                     time.sleep(step.delay_s)
                 data = json.dumps(step.body).encode()

@@ -46,7 +46,7 @@ def api() -> Iterator[FakeKubernetesAPI]:
     try:
         yield server
     finally:
-        server.close()
+        server.stop()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import urllib.request
 
 import toolmesh
@@ -37,8 +38,17 @@ async def test_find_runs_unbatched_and_counts_its_stages(
     found = await asyncio.gather(
         *(client.call("find", image=street_jpeg, object_name="person") for _ in range(calls))
     )
-    after = scrape(mesh)
     assert all(found) and len({len(f) for f in found}) == 1  # the same answer eight times
+    # Triton counts a request once its response is out, which can be just after the
+    # client has it: wait (bounded) until every request is counted, then compare all.
+    deadline = time.monotonic() + 10
+    while True:
+        after = scrape(mesh)
+        counted = value(after, "nv_inference_request_success", model="find")
+        done = counted - value(before, "nv_inference_request_success", model="find") >= calls
+        if done or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
 
     def delta(metric: str, **labels: str) -> float:
         return value(after, metric, **labels) - value(before, metric, **labels)
