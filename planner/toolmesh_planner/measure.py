@@ -22,7 +22,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +279,31 @@ def _parallelism(models: Mapping[str, ModelProfile], fallback: float) -> float:
     return max(1.0, statistics.median(readings)) if readings else fallback
 
 
+def _occupancy(model: ModelProfile, parallelism: float) -> ModelProfile:
+    """Split one request's latency at concurrency 1 into what occupies an instance and
+    what does not.
+
+    Under load an instance starts its next request while the last one's answer is
+    still on its way, so it serves ``min(instances, parallelism) / throughput`` seconds
+    a request at best; the rest of the latency at concurrency 1 (serialization, the
+    loopback, the python backend's hand-over) is latency only. The service-time
+    distribution is scaled to that occupancy and the rest joins the model's hop.
+    """
+    loaded = [p.throughput_per_s for c, p in model.concurrency.items() if c > 1]
+    latency = model.service[1]
+    if not loaded or not isinstance(latency, ServiceTime):
+        return model
+    occupancy = min(model.instances, parallelism) / max(loaded)
+    if not 0 < occupancy < latency.mean:
+        return model
+    factor = occupancy / latency.mean
+    service = {
+        size: (dist.scaled(factor) if isinstance(dist, ServiceTime) else dist)
+        for size, dist in model.service.items()
+    }
+    return replace(model, service=service, hop_s=model.hop_s + latency.mean - occupancy)
+
+
 async def profile_device(
     triton_url: str,
     functions: Sequence[toolmesh.FunctionInfo],
@@ -304,8 +329,10 @@ async def profile_device(
             models[model] = await _profile_model(
                 triton, client, model, served, image, settings, progress
             )
-    hop = statistics.median(m.hop_s for m in models.values()) if models else 0.0
     cpus = os.cpu_count() or 1
+    parallelism = _parallelism(models, float(cpus))
+    models = {name: _occupancy(m, parallelism) for name, m in models.items()}
+    hop = statistics.median(m.hop_s for m in models.values()) if models else 0.0
     machine = {
         "host": platform.node(),
         "machine": platform.machine(),
@@ -317,7 +344,7 @@ async def profile_device(
     return DeviceProfile(
         device_type=device_type,
         models=models,
-        parallelism=_parallelism(models, float(cpus)),
+        parallelism=parallelism,
         description=description,
         machine=machine,
         hop_s=hop,

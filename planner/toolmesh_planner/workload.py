@@ -206,7 +206,11 @@ def _queued(calls: Sequence[Mapping[str, Any]], index: int, device: DeviceProfil
 
 
 def input_scales(
-    records: Iterable[Mapping[str, Any]], device: DeviceProfile, hop_s: float
+    records: Iterable[Mapping[str, Any]],
+    device: DeviceProfile,
+    hop_s: float,
+    *,
+    max_scale: float = 1.0,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """How much each function's calls in this workload cost against its profile, and
     their hops: ``(scales, hops)``, by function.
@@ -223,8 +227,11 @@ def input_scales(
     simulator models it (:func:`_contention`); ``s`` is the function's scale and
     ``base + s × var`` its hop. Calls that waited for an instance behind calls of
     the same task are left out where others did not (:func:`_queued`): their
-    time is queueing, which the simulator adds itself. Record the run at
-    concurrency 1 (one task at a time) on a quiet machine.
+    time is queueing, which the simulator adds itself. A scale is at most
+    ``max_scale``: the profile's sample (a full frame) is taken as the costliest
+    input, and a call slower than that spent the difference outside Triton (the
+    client encoding a PIL image, the gateway decoding it), which joins its hop.
+    Record the run at concurrency 1 (one task at a time) on a quiet machine.
     """
     measured = [m.hop_s for m in device.models.values() if m.hop_s > 0]
     base = min(measured) if measured else hop_s
@@ -250,6 +257,12 @@ def input_scales(
         profiled = device.models[model].service[1].mean + variable
         if profiled > 0:
             chosen = free.get(function) or values
-            scales[function] = max(0.02, sum(chosen) / len(chosen) / profiled)
-            hops[function] = base + scales[function] * variable
+            spent = sum(chosen) / len(chosen)
+            scale = max(0.02, spent / profiled)
+            if scale > max_scale:
+                scale = max_scale
+                hops[function] = base + spent - scale * device.models[model].service[1].mean
+            else:
+                hops[function] = base + scale * variable
+            scales[function] = scale
     return scales, hops

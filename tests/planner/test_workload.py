@@ -94,3 +94,18 @@ def test_input_scales_divide_out_hop_contention_and_queueing() -> None:
     assert hops["find"] == pytest.approx(0.002 + 0.5 * 0.002)
     assert scales["resize"] == pytest.approx(0.25)
     assert hops["resize"] == pytest.approx(0.002)
+
+
+def test_calls_slower_than_the_profile_spend_the_difference_outside_triton() -> None:
+    # profiled 0.05 s with no hop; the workload's calls take 0.08 s: the scale stops at 1
+    # (the profile's sample is the costliest input) and 0.03 s joins the hop
+    profile = DeviceProfile(
+        "cpu", {"find": ModelProfile(("find",), {1: ServiceTime.constant(0.05)})}, 1.0
+    )
+    record = {"ok": True, "start": 0.0, "end": 0.08, "calls": [call("find", 0.0, 0.08)]}
+    scales, hops = input_scales([record], profile, hop_s=0.0)
+    assert scales["find"] == pytest.approx(1.0)
+    assert hops["find"] == pytest.approx(0.03)
+    scales, hops = input_scales([record], profile, hop_s=0.0, max_scale=2.0)
+    assert scales["find"] == pytest.approx(1.6)
+    assert hops["find"] == pytest.approx(0.0)
