@@ -182,7 +182,7 @@ async def validate(scale: float, samples: int, repeat: int) -> dict[str, Any]:
                         flush=True,
                     )
                     for name, program in paths.items():
-                        records = await record(mesh.address, program, 8, out)
+                        records = await record(mesh.address, program, 16, out)
                         if name == "street":  # the README's worked example plans from it
                             shutil.copy(out, RESULTS / "planner_street_trace.jsonl")
                         shapes[name] = shapes_from_results(records)

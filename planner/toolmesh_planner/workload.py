@@ -205,6 +205,15 @@ def _queued(calls: Sequence[Mapping[str, Any]], index: int, device: DeviceProfil
     return ahead >= device.models[model].instances
 
 
+def _alone(calls: Sequence[Mapping[str, Any]], index: int) -> bool:
+    """Whether no other call of the task ran at any time during call ``index``."""
+    start, end = float(calls[index]["start"]), float(calls[index]["end"])
+    return not any(
+        j != index and float(o["start"]) < end and float(o["end"]) > start
+        for j, o in enumerate(calls)
+    )
+
+
 def input_scales(
     records: Iterable[Mapping[str, Any]],
     device: DeviceProfile,
@@ -230,13 +239,15 @@ def input_scales(
     time is queueing, which the simulator adds itself. A scale is at most
     ``max_scale``: the profile's sample (a full frame) is taken as the costliest
     input, and a call slower than that spent the difference outside Triton (the
-    client encoding a PIL image, the gateway decoding it), which joins its hop.
+    client encoding a PIL image, the gateway decoding it), which joins its hop,
+    as far as calls that ran alone show it.
     Record the run at concurrency 1 (one task at a time) on a quiet machine.
     """
     measured = [m.hop_s for m in device.models.values() if m.hop_s > 0]
     base = min(measured) if measured else hop_s
     free: dict[str, list[float]] = {}
     every: dict[str, list[float]] = {}
+    solo: dict[str, list[float]] = {}
     for record in records:
         if not record.get("ok", True):
             continue
@@ -247,6 +258,8 @@ def input_scales(
             every.setdefault(function, []).append(alone)
             if not _queued(calls, index, device):
                 free.setdefault(function, []).append(alone)
+            if _alone(calls, index):
+                solo.setdefault(function, []).append(alone)
     scales: dict[str, float] = {}
     hops: dict[str, float] = {}
     for function, values in every.items():
@@ -261,7 +274,14 @@ def input_scales(
             scale = max(0.02, spent / profiled)
             if scale > max_scale:
                 scale = max_scale
-                hops[function] = base + spent - scale * device.models[model].service[1].mean
+                # only a call with nothing beside it shows its own work outside Triton; one
+                # that ran beside others was also slowed by their clients' and gateway's work
+                if solo.get(function):
+                    own = sum(solo[function]) / len(solo[function])
+                    outside = own - scale * device.models[model].service[1].mean
+                    hops[function] = base + max(variable, outside)
+                else:
+                    hops[function] = base + variable
             else:
                 hops[function] = base + scale * variable
             scales[function] = scale

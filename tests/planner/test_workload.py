@@ -109,3 +109,21 @@ def test_calls_slower_than_the_profile_spend_the_difference_outside_triton() -> 
     scales, hops = input_scales([record], profile, hop_s=0.0, max_scale=2.0)
     assert scales["find"] == pytest.approx(1.6)
     assert hops["find"] == pytest.approx(0.0)
+
+
+def test_only_calls_that_ran_alone_show_work_outside_triton() -> None:
+    # the same two 0.08 s calls side by side (2 instances, parallelism 2: no contention
+    # the simulator would model): they were also slowed by each other's client and
+    # gateway work, so none of their excess joins the hop
+    profile = DeviceProfile(
+        "cpu", {"find": ModelProfile(("find",), {1: ServiceTime.constant(0.05)}, 2)}, 2.0
+    )
+    record = {
+        "ok": True,
+        "start": 0.0,
+        "end": 0.08,
+        "calls": [call("find", 0.0, 0.08), call("find", 0.0, 0.08)],
+    }
+    scales, hops = input_scales([record], profile, hop_s=0.001)
+    assert scales["find"] == pytest.approx(1.0)
+    assert hops["find"] == pytest.approx(0.001)
