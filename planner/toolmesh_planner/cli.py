@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from tritonclient.utils import InferenceServerException
 
 import toolmesh
 from toolmesh.cli.common import AddressOpt, console, err, fail, run_async
@@ -127,7 +128,10 @@ def profile_command(
             progress=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
         )
 
-    profile = run_async(main())
+    try:
+        profile = run_async(main())
+    except InferenceServerException as exc:
+        raise fail(f"Triton at {url}: {exc.message()}") from exc
     save_profile(profile, out)
     console.print(
         f"profiled {len(profile.models)} model(s) on {device_type} "
