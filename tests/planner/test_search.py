@@ -162,3 +162,35 @@ def test_target_needs_exactly_one_goal() -> None:
     with pytest.raises(PlanError):
         Target(deadline_s=1, tasks_per_hour=1)
     assert Target(tasks_per_hour=3600).wall_limit_s(10) == pytest.approx(10)
+
+
+def test_a_pool_loads_no_more_than_its_node_holds() -> None:
+    # A and B take 10 GB an instance. Without a memory limit both go to small, the cheap
+    # type (one node, 0.5 USD/h). Its 16 GB hold one of them, and a composition has one
+    # pool per node type, so with the limit: both on big (one node, 2.0 USD/h) or one on
+    # each (2.5 USD/h) for the same 2 s: both on big.
+    def with_memory(name: str) -> DeviceProfile:
+        return DeviceProfile(
+            name,
+            {
+                m: ModelProfile((m,), {1: ServiceTime.constant(0.1)}, memory_gb=10.0)
+                for m in ("A", "B")
+            },
+            2.0,
+        )
+
+    workload = Workload((TaskShape.chain(["A", "B"]),), tasks=20, concurrency=2)
+    unlimited = [
+        NodeType("big", 2.0, with_memory("big")),
+        NodeType("small", 0.5, with_memory("small")),
+    ]
+    plan = search(workload, unlimited, Target(deadline_s=10), hop_s=0.0)
+    assert plan.best is not None
+    assert [(p.node_type, p.count) for p in plan.best.composition.pools] == [("small", 1)]
+    limited = [
+        NodeType("big", 2.0, with_memory("big"), memory_gb=48.0),
+        NodeType("small", 0.5, with_memory("small"), memory_gb=16.0),
+    ]
+    plan = search(workload, limited, Target(deadline_s=10), hop_s=0.0)
+    assert plan.best is not None
+    assert [(p.node_type, p.count) for p in plan.best.composition.pools] == [("big", 1)]
