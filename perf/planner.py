@@ -363,6 +363,17 @@ def table(payload: dict[str, Any]) -> str:
                 lines.append(
                     f"| {label} | {r['composition']} | {r['wall_min']} | {r['usd_per_hour']} | {r['cost_usd']} |"
                 )
+        saving = dice["saving_vs_a100"]
+        lines += [
+            "",
+            f"The plan picks the A6000 + A4000 mix: {'yes' if dice['picks_a6000_a4000_mix'] else 'no'}; "
+            + (
+                f"its run costs {saving:.0%} less than the cheapest A100-only plan "
+                if saving is not None
+                else "no A100-only plan meets the deadline "
+            )
+            + f"(the paper: {dice['paper_saving']:.0%}).",
+        ]
     return "\n".join(lines)
 
 
