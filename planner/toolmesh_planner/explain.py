@@ -77,6 +77,12 @@ def explain_lines(plan: PlanResult, types: Mapping[str, NodeType]) -> list[str]:
             f"best simulated with {mix}: {evaluation.composition.describe()}, "
             f"{evaluation.result.wall_s:.1f} s, {evaluation.cost_usd:.4g} USD ({marker})"
         )
+    for mix, bound in sorted(plan.bounds.items(), key=lambda kv: kv[1]):
+        if mix not in cheapest:
+            lines.append(
+                f"with {mix}: at least {bound:.4g} USD by its cost bound "
+                f"({bound / best.cost_usd:.2f}× the plan's), so not simulated further"
+            )
     cheaper = plan.next_cheaper()
     if cheaper is None:
         lines.append(

@@ -142,6 +142,8 @@ class PlanResult:
     pruned: int = 0
     assignments: int = 0
     notes: list[str] = field(default_factory=list)
+    #: the cheapest cost bound of each mix of node types ("a4000 + a6000"), simulated or not
+    bounds: dict[str, float] = field(default_factory=dict)
 
     def next_cheaper(self) -> Evaluation | None:
         """The dearest composition cheaper per hour than the best that misses the target."""
@@ -369,6 +371,9 @@ def search(
     by_name = {t.name: t for t in types}
     candidates, assignments = _candidates(workload, types, routes, target, instance_options, hop_s)
     plan = PlanResult(None, [], target, workload, routes, assignments=assignments)
+    for candidate in candidates:
+        mix = " + ".join(sorted({t for _, t, _ in candidate.assignment}))
+        plan.bounds[mix] = min(plan.bounds.get(mix, math.inf), candidate.cost_bound)
     limit = target.wall_limit_s(workload.tasks)
     simulations = 0
     for index, candidate in enumerate(candidates):

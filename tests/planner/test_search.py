@@ -11,6 +11,7 @@ import itertools
 
 import pytest
 
+from toolmesh_planner.explain import explain_lines
 from toolmesh_planner.profile import DeviceProfile, ModelProfile, ServiceTime
 from toolmesh_planner.search import (
     Composition,
@@ -81,6 +82,15 @@ def test_two_cheap_nodes_beat_one_fast_dear_one() -> None:
     assert cheaper is not None
     assert cheaper.composition.pools[0].count == 1
     assert cheaper.result.wall_s == pytest.approx(40.0, rel=0.01)
+    lines = explain_lines(plan, {t.name: t for t in types})
+    assert any(line.startswith("why this mix: 2× small") for line in lines)
+    # 40 s against 25 s allowed: 60 % over
+    assert any(
+        line.startswith("next-cheaper option: 1× small") and "missing the target by 60%" in line
+        for line in lines
+    ), lines
+    # the dear type's work alone costs 1.5× the plan (3 USD/h × 10 s against 1 USD/h × 20 s)
+    assert any(line.startswith("with big: at least") and "1.50×" in line for line in lines)
 
 
 def test_a_tight_deadline_needs_the_fast_node() -> None:
