@@ -401,8 +401,8 @@ def search(
             simulations += 1
             plan.evaluated.append(evaluation)
             if evaluation.meets:
-                # a saving under 0.1 % is simulation noise: keep the leaner composition
-                if plan.best is None or evaluation.cost_usd < plan.best.cost_usd * 0.999:
+                # a saving under 1 % is simulation noise: keep the leaner composition
+                if plan.best is None or evaluation.cost_usd < plan.best.cost_usd * 0.99:
                     plan.best = evaluation
                 break
             busiest = max(
