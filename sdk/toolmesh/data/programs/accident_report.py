@@ -15,40 +15,45 @@ import asyncio
 
 import toolmesh
 
-QUESTIONS = {
-    "color": "what is the color of the car?",
-    "model": "what is the make and model of the car?",
-}
-PROPERTIES = ("damaged", "overturned")
-
 
 def patch_box(box):
     x1, y1, x2, y2 = box
     return (int(x1), int(y1), max(int(x2), int(x1) + 1), max(int(y2), int(y1) + 1))
 
 
-async def describe(patch):
-    answers = await asyncio.gather(
-        *[toolmesh.call("simple_query", image=patch, question=q) for q in QUESTIONS.values()],
-        *[
-            toolmesh.call("verify_property", image=patch, object_name="car", property=p)
-            for p in PROPERTIES
-        ],
-    )
-    color, model, damaged, overturned = answers
-    return {
-        "color": color,
-        "model": model,
-        "damaged": damaged["holds"],
-        "overturned": overturned["holds"],
-    }
-
-
 async def solve(image):
     vehicles = await toolmesh.call("find", image=image, object_name="vehicle")
     patches = [image.crop(patch_box(vehicle["box"])) for vehicle in vehicles]
-    details = await asyncio.gather(*[describe(patch) for patch in patches])
+    answers = await asyncio.gather(
+        *[
+            asyncio.gather(
+                toolmesh.call(
+                    "simple_query", image=patch, question="what is the color of the car?"
+                ),
+                toolmesh.call(
+                    "simple_query", image=patch, question="what is the make and model of the car?"
+                ),
+                toolmesh.call(
+                    "verify_property", image=patch, object_name="car", property="damaged"
+                ),
+                toolmesh.call(
+                    "verify_property", image=patch, object_name="car", property="overturned"
+                ),
+            )
+            for patch in patches
+        ]
+    )
     cars = []
-    for vehicle, detail in zip(vehicles, details, strict=True):
-        cars.append({"label": vehicle["label"], "score": round(vehicle["score"], 3), **detail})
+    for vehicle, answer in zip(vehicles, answers, strict=True):
+        color, model, damaged, overturned = answer
+        cars.append(
+            {
+                "label": vehicle["label"],
+                "score": round(vehicle["score"], 3),
+                "color": color,
+                "model": model,
+                "damaged": damaged["holds"],
+                "overturned": overturned["holds"],
+            }
+        )
     return {"cars": cars}
