@@ -16,7 +16,10 @@ Reported as the proposal asks: per function mean, standard deviation and
 coefficient of variation of the client-observed latency, the average pipeline
 turnaround, and the cost of 100,000 images at one pipeline at a time on a node
 of each type in ``prices.yaml`` (``cpu-2core``: the machine measured; the GPU
-rows only apply that node's price to these CPU times). Writes
+rows only apply that node's price to these CPU times). A last run keeps
+``--concurrency`` pipelines in flight through toolmesh for the rate a server of
+them sustains and its cost per 100,000 images (the in-process baseline is serial
+by construction). Writes
 perf/results/image_pipeline.{json,md}, the README table and
 perf/results/image_pipeline.png (bars with ± one standard deviation).
 """
@@ -107,6 +110,26 @@ async def study(client: toolmesh.Client, frame: bytes, runs: int, warm_up: int) 
     }
 
 
+async def throughput(
+    client: toolmesh.Client, frame: bytes, runs: int, concurrency: int
+) -> dict[str, Any]:
+    """``runs`` pipelines with ``concurrency`` in flight: what a server of them sustains."""
+    remaining = runs
+    scratch: dict[str, list[float]] = {name: [] for name in [*STEPS, WIDEN]}
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await pipeline(client, frame, scratch)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    seconds = time.perf_counter() - started
+    return {"concurrency": concurrency, "pipelines": runs, "seconds": seconds,
+            "images_per_second": runs / seconds}  # fmt: skip
+
+
 def costs(turnaround_ms: float, prices: dict[str, float]) -> dict[str, float]:
     """USD for 100,000 images, one pipeline at a time, on one node of each type."""
     hours = turnaround_ms / 1000 * PROJECTION / 3600
@@ -131,12 +154,17 @@ def table(result: dict[str, Any], baseline: dict[str, Any]) -> str:
     )
     by_type = result["cost_per_100k_by_node_type"]
     base_type = baseline["cost_per_100k_by_node_type"]
+    concurrent = result["throughput"]
+    many = concurrent["cost_per_100k_by_node_type"]
     lines += [
         "",
-        "| cost of 100,000 images, one pipeline at a time | toolmesh | in-process baseline |",
-        "|---|---:|---:|",
-        *(f"| {name} | ${by_type[name]:.2f} | ${base_type[name]:.2f} |" for name in by_type),
-    ]
+        f"| cost of 100,000 images on one node | toolmesh, one pipeline at a time | "
+        f"toolmesh, {concurrent['concurrency']} at a time ({concurrent['images_per_second']:.1f} images/s) | "
+        "in-process baseline (serial) |",
+        "|---|---:|---:|---:|",
+        *(f"| {name} | ${by_type[name]:.2f} | ${many[name]:.2f} | ${base_type[name]:.2f} |"
+          for name in by_type),
+    ]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -148,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--runs", type=int, default=100, help="measured pipeline runs")
     parser.add_argument("--warm-up", type=int, default=3, help="discarded runs first")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="pipelines in flight for the throughput run"
+    )
     parser.add_argument("--small", action="store_true", help="5 runs (the test suite's)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -170,12 +201,18 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             async def mesh_study() -> dict[str, Any]:
                 async with toolmesh.Client(mesh.address, timeout=120) as client:
-                    return await study(client, frame, args.runs, args.warm_up)
+                    measured = await study(client, frame, args.runs, args.warm_up)
+                    measured["throughput"] = await throughput(
+                        client, frame, args.runs, args.concurrency
+                    )
+                    return measured
 
             result = asyncio.run(mesh_study())
     for side in (result, baseline):
         side["cost_per_100k_by_node_type"] = costs(side["turnaround_ms"], prices)
         side["cost_per_100k"] = side["cost_per_100k_by_node_type"]["cpu-2core"]
+    concurrent = result["throughput"]
+    concurrent["cost_per_100k_by_node_type"] = costs(1000 / concurrent["images_per_second"], prices)
     result.update(
         benchmark="image_pipeline",
         date=time.strftime("%Y-%m-%d"),
@@ -190,12 +227,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     markdown = table(result, baseline)
     args.results.mkdir(parents=True, exist_ok=True)
+
+    def series(side: dict[str, Any]) -> dict[str, tuple[float, float]]:
+        stats = {
+            n: (side["functions"][n]["mean_ms"], side["functions"][n]["stdev_ms"]) for n in STEPS
+        }
+        return stats | {"turnaround": (side["turnaround_ms"], side["turnaround_stdev_ms"])}
+
     plot_function_stats(
-        {name: (result["functions"][name]["mean_ms"], result["functions"][name]["stdev_ms"])
-         for name in STEPS} | {"turnaround": (result["turnaround_ms"], result["turnaround_stdev_ms"])},
+        {"toolmesh (SDK → gateway → Triton)": series(result),
+         "in-process baseline": series(baseline)},
         args.results / "image_pipeline.png",
-        title=f"Five-step pipeline through toolmesh, {args.runs} runs on one image: mean ± sd\n"
-        f"{MACHINE}; no model weights (Pillow/NumPy functions)",
+        title=f"Five-step pipeline, {args.runs} runs one after another on one 768×576 "
+        f"street frame: mean ± sd per step\n{MACHINE}; Pillow/NumPy functions (no model "
+        "weights); Triton: one CPU instance a function",
     )  # fmt: skip
     if args.results == RESULTS:
         write_results("image_pipeline", result, markdown)

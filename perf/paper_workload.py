@@ -399,7 +399,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         plot_utilisation(
             {f"{r.program} {r.mode}": r.samples() for r in runs},
             args.results / "paper_utilisation.png",
-            title=f"Utilisation during every run ({MACHINE}; {args.tasks} tasks each)",
+            title=f"CPU during every run: {args.tasks} tasks each over {args.images} images, "
+            f"toolmesh c={args.concurrency}, {args.instances} instances a model; {MACHINE}\n"
+            f"{WEIGHTS}",
         )
     finally:
         if args.work is None:

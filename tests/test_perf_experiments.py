@@ -138,6 +138,9 @@ def test_image_pipeline_statistics_are_those_of_its_samples(tmp_path: Path) -> N
         price = price_table()["node_types"]["cpu-2core"]["usd_per_hour"]
         expected = side["turnaround_ms"] / 1000 * 100_000 / 3600 * price
         assert side["cost_per_100k"] == pytest.approx(expected)
+    concurrent = result["throughput"]
+    assert concurrent["pipelines"] == 5
+    assert concurrent["images_per_second"] == pytest.approx(5 / concurrent["seconds"])
     assert (tmp_path / "image_pipeline.png").read_bytes()[:4] == PNG
     assert "| **turnaround** |" in (tmp_path / "image_pipeline.md").read_text()
 

@@ -235,19 +235,39 @@ def plot_utilisation(
 
 
 def plot_function_stats(
-    stats: Mapping[str, tuple[float, float]], path: Path, *, title: str, ylabel: str = "ms"
+    series: Mapping[str, Mapping[str, tuple[float, float]]],
+    path: Path,
+    *,
+    title: str,
+    ylabel: str = "ms",
 ) -> Path:
-    """A bar per function at its mean, with ± one standard deviation as error bars."""
+    """Bars at each function's mean with ± one standard deviation as error bars.
+
+    ``series`` maps a run (e.g. "toolmesh", "baseline") to function → (mean, stdev);
+    several runs are drawn as grouped bars.
+    """
     plt = _pyplot()
 
-    names = list(stats)
-    means = [stats[n][0] for n in names]
-    errors = [stats[n][1] for n in names]
-    figure, axes = plt.subplots(figsize=(8, 3.8))
-    bars = axes.bar(names, means, yerr=errors, capsize=5, color="#4c72b0")
-    axes.bar_label(bars, labels=[f"{m:.1f}" for m in means], padding=2, fontsize=8)
+    names = list(dict.fromkeys(n for stats in series.values() for n in stats))
+    width = 0.8 / max(1, len(series))
+    figure, axes = plt.subplots(figsize=(9, 4))
+    for index, (label, stats) in enumerate(series.items()):
+        positions = [i + (index - (len(series) - 1) / 2) * width for i in range(len(names))]
+        means = [stats.get(n, (0.0, 0.0))[0] for n in names]
+        bars = axes.bar(
+            positions,
+            means,
+            width,
+            yerr=[stats.get(n, (0.0, 0.0))[1] for n in names],
+            capsize=4,
+            label=label,
+        )
+        axes.bar_label(bars, labels=[f"{m:.1f}" for m in means], padding=2, fontsize=7)
+    axes.set_xticks(range(len(names)), names)
     axes.set_ylabel(ylabel)
     axes.set_title(title, fontsize=10)
+    if len(series) > 1:
+        axes.legend(fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

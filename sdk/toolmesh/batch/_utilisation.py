@@ -194,12 +194,17 @@ class UtilisationSampler:
         self._psutil.cpu_percent(interval=None)  # primes the machine counter (kept per thread)
         with self.path.open("a") as out:
             previous = time.time()
-            while not self._stop.wait(self.interval):
+            while True:
+                stopping = self._stop.wait(self.interval)
+                # the last, partial interval is sampled too: a run shorter than one
+                # interval still has a sample
                 row = self.sample(previous)
                 previous = row["t"]
                 out.write(json.dumps(row) + "\n")
                 out.flush()
                 self.samples += 1
+                if stopping:
+                    return
 
     def start(self) -> None:
         """Prime the counters (CPU used before now is not the run's) and start sampling."""
@@ -215,7 +220,7 @@ class UtilisationSampler:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop sampling (the last partial interval is dropped) and release NVML."""
+        """Take a last sample (of the partial interval), stop sampling and release NVML."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
