@@ -167,3 +167,15 @@ def test_watch_must_name_a_group_and_pids(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "NAME=PID" in done.stderr
+
+
+def test_utilisation_plot_draws_gpu_panels_when_sampled(tmp_path: Path) -> None:
+    from toolmesh.batch._plots import plot_utilisation
+
+    gpu = {"index": 0, "util": 50.0, "mem_used_mb": 1.0, "mem_total_mb": 2.0}
+    with_gpu = [{"t": float(t), "cpu": {"triton": 80.0}, "machine": 40.0, "cores": 2,
+                 "gpus": [gpu]} for t in range(5)]  # fmt: skip
+    without = [{"t": float(t), "cpu": {"client": 99.0}, "machine": 50.0, "cores": 2}
+               for t in range(5)]  # fmt: skip
+    path = plot_utilisation({"mesh": with_gpu, "baseline": without}, tmp_path / "u.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"

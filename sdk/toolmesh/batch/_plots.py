@@ -222,8 +222,9 @@ def plot_utilisation(
                               label=f"gpu{index} util")  # fmt: skip
             gpu_axes.set_ylim(0, 105)
             gpu_axes.set_ylabel("GPU utilisation (%)")
-            gpu_axes.set_title(f"{name}: GPU", fontsize=10)
-            gpu_axes.legend(loc="upper right", fontsize=7)
+            gpu_axes.set_title(f"{name}: GPU" if count else f"{name}: no GPU sampled", fontsize=10)
+            if count:
+                gpu_axes.legend(loc="upper right", fontsize=7)
     for axes in axes_grid[-1]:
         axes.set_xlabel("seconds since sampling started")
     figure.suptitle(title)
