@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--program", default="accident", choices=sorted(PROGRAMS))
-    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--images", type=int, default=30)
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--nodes", default="1,2,4", help="node counts to sweep")
