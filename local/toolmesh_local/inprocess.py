@@ -6,6 +6,11 @@ instantiated here without Triton) behind the gateway's own argument and
 result checks (``toolmesh_gateway.pipeline.CallPipeline``, the steps
 ``FunctionsService.Call`` runs), synchronously: calls execute one after another on the event
 loop, like the monolithic serial program DiCE-C compares against.
+
+Models that call ``find`` from inside Triton (business logic scripting:
+``exists``, ``count``, ``verify_property``) get the same answer here from the
+``find`` model loaded in this process, through a stand-in for the slice of
+``triton_python_backend_utils`` that ``toolmesh_models.bls`` uses.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from toolmesh_gateway.errors import GatewayError, invalid_argument
 from toolmesh_gateway.pipeline import CallPipeline
 from toolmesh_gateway.registry import Registry, load_registry
 from toolmesh_gateway.triton import ModelInfo, TensorInfo
-from toolmesh_models import imaging
+from toolmesh_models import bls, imaging
 from toolmesh_models.errors import ArgumentError
 from toolmesh_models.paths import FUNCTIONS_DIR, REPOSITORY
 from toolmesh_models.repository import read_config
@@ -73,12 +78,110 @@ class _LoadedModel:
         instance.log = lambda message: log.info("%s: %s", name, message)
         instance.setup()
         self.instance = instance
+        self.batched = config.max_batch_size > 0
         self.info = ModelInfo(
             name=name,
             inputs={},
             outputs={o.name: TensorInfo(o.name, "") for o in config.output},
             max_batch_size=0,
         )
+
+
+class _Tensor:
+    """``pb_utils.Tensor``: a named array."""
+
+    def __init__(self, name: str, array: np.ndarray) -> None:
+        self._name = name
+        self._array = array
+
+    def name(self) -> str:
+        return self._name
+
+    def as_numpy(self) -> np.ndarray:
+        return self._array
+
+
+class _Response:
+    """``pb_utils.InferenceResponse`` of a BLS request: output tensors, or an error."""
+
+    def __init__(self, outputs: dict[str, _Tensor], error: str | None = None) -> None:
+        self.outputs = outputs
+        self._error = error
+
+    def has_error(self) -> bool:
+        return self._error is not None
+
+    def error(self) -> Any:
+        message = self._error
+
+        class _Error:
+            def message(self) -> str | None:
+                return message
+
+        return _Error()
+
+
+class _BlsStandIn:
+    """What ``toolmesh_models.bls`` needs of ``triton_python_backend_utils``, run in-process.
+
+    A BLS request to a model is answered by that model's ``run`` in this process,
+    with the batch dimension its config declares added and removed as Triton would.
+    """
+
+    def __init__(self, transport: InProcessTransport) -> None:
+        self._transport = transport
+
+    @staticmethod
+    def Tensor(name: str, array: np.ndarray) -> _Tensor:
+        return _Tensor(name, array)
+
+    @staticmethod
+    def get_output_tensor_by_name(response: _Response, name: str) -> _Tensor | None:
+        return response.outputs.get(name)
+
+    def InferenceRequest(
+        self,
+        *,
+        model_name: str,
+        inputs: list[_Tensor],
+        requested_output_names: list[str],
+        timeout: int = 0,
+    ) -> Any:
+        transport = self._transport
+
+        class _Request:
+            def exec(self) -> _Response:
+                model = transport._model(model_name)
+                batched = model.batched
+                arguments: dict[str, Any] = {}
+                for tensor in inputs:
+                    array = tensor.as_numpy()[0] if batched else tensor.as_numpy()
+                    name = tensor.name().removesuffix("_array")
+                    if array.dtype == np.object_:
+                        value = array.reshape(-1)[0]
+                        arguments[name] = value.decode() if isinstance(value, bytes) else value
+                    elif name != tensor.name():
+                        arguments[name] = imaging.check_array(array, name=tensor.name())
+                    else:
+                        arguments[name] = array.reshape(-1)[0].item()
+                try:
+                    outputs = model.instance.run(**arguments)
+                except ArgumentError as exc:
+                    return _Response({}, str(exc))
+                except Exception as exc:
+                    return _Response({}, f"{model_name}: internal error: {exc}")
+                tensors = {}
+                for name in requested_output_names:
+                    value = outputs[name]
+                    array = (
+                        np.array(value, dtype=np.object_)
+                        if isinstance(value, list | tuple)
+                        else np.asarray(value)
+                    )
+                    tensors[name] = _Tensor(name, array[np.newaxis] if batched else array)
+                return _Response(tensors)
+
+        return _Request()
 
 
 def _pixels(name: str, image: RawImage) -> np.ndarray:
@@ -111,6 +214,8 @@ class InProcessTransport:
         self._pipeline = CallPipeline(self._registry, max_image_pixels=max_image_pixels)
         self._repository = repository
         self._models: dict[str, _LoadedModel] = {}
+        if bls.pb_utils is None:  # outside Triton: BLS calls are answered by this process
+            bls.pb_utils = _BlsStandIn(self)
 
     def _model(self, name: str) -> _LoadedModel:
         model = self._models.get(name)

@@ -28,6 +28,7 @@ PARTS: dict[str, tuple[str, str]] = {
     "codegen": ("toolmesh-codegen", "toolmesh[codegen]"),
     "otel": ("the OpenTelemetry SDK", "toolmesh[otel]"),
     "plots": ("matplotlib", "toolmesh[plots]"),
+    "utilisation": ("psutil", "toolmesh[utilisation]"),
 }
 
 

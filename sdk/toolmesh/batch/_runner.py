@@ -1,7 +1,9 @@
 """Runs one ``async def solve(image)`` program over many images with bounded concurrency.
 
-Task ``i`` runs on image ``i mod n`` (the paper's workload: N tasks over a
-folder of images). Each finished task is one JSON line (see ``_jsonl``); a
+Task ``i`` runs on image ``i mod n``, or, with a ``seed``, on an image drawn at
+random for it (the paper's workload: 1000 tasks with 30 images randomly
+assigned; the draw depends only on the seed, the task count and the number of
+images, so a resumed run assigns the same images). Each finished task is one JSON line (see ``_jsonl``); a
 task whose calls still fail transiently after the retries is *not* written,
 so ``--resume`` runs it again, and a resumed run never duplicates a task.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import inspect
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,6 +34,7 @@ __all__ = [
     "BatchConfig",
     "BatchSummary",
     "SolverFactory",
+    "assign_images",
     "list_images",
     "load_program",
     "run_batch",
@@ -68,6 +72,25 @@ def list_images(folder: Path) -> list[Path]:
     return images
 
 
+def assign_images(tasks: int, images: int, seed: int | None = None) -> list[int]:
+    """The image index of every task: ``i mod images``, or a seeded uniform draw.
+
+    Args:
+        tasks: Number of tasks.
+        images: Number of images to choose from (at least one).
+        seed: None for round-robin; otherwise the seed of the random assignment.
+
+    Returns:
+        One index in ``range(images)`` per task.
+    """
+    if images < 1:
+        raise ValueError("at least one image is needed")
+    if seed is None:
+        return [task % images for task in range(tasks)]
+    draw = random.Random(seed)
+    return [draw.randrange(images) for _ in range(tasks)]
+
+
 @dataclass(frozen=True)
 class BatchConfig:
     program: Path
@@ -79,6 +102,7 @@ class BatchConfig:
     timeout: float | None = 120.0
     label: str = "toolmesh"
     solver: SolverFactory | None = None
+    seed: int | None = None
 
 
 @dataclass
@@ -150,6 +174,7 @@ async def run_batch(
     """Run every task not already in ``config.out``; see the module docstring."""
     solve = (config.solver or load_program)(config.program)
     images = list_images(config.images)
+    assignment = assign_images(config.tasks, len(images), config.seed)
     results = ResultsFile(config.out, resume=config.resume)
     done = results.done_tasks() if config.resume else set()
     pending = [t for t in range(config.tasks) if t not in done]
@@ -166,7 +191,7 @@ async def run_batch(
                 task = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            record, _ = await _run_task(task, images[task % len(images)], solve, config)
+            record, _ = await _run_task(task, images[assignment[task]], solve, config)
             if record is None:
                 summary.unfinished.append(task)
             else:

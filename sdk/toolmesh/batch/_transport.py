@@ -80,6 +80,10 @@ class RecordingTransport:
                     delay = min(self.max_backoff_s, self.backoff_s * 2 ** (record.attempts - 1))
                     await asyncio.sleep(delay / 2 + self.rng.uniform(0, delay / 2))
                     record.attempts += 1
+        except Exception as exc:  # not an RPC status (e.g. a transport's own failure)
+            if record.code == "OK":
+                record.code = type(exc).__name__
+            raise
         finally:
             record.end = time.time()
 

@@ -8,4 +8,8 @@ STREET_FRAMES: Path = Path(__file__).parent / "street"
 STREET_REPORT: Path = Path(__file__).parent / "programs" / "street_report.py"
 """A DiCE-C-shaped program for ``toolmesh run``: detect, then fan out per vehicle."""
 
-__all__ = ["STREET_FRAMES", "STREET_REPORT"]
+ACCIDENT_REPORT: Path = Path(__file__).parent / "programs" / "accident_report.py"
+"""The DiCE-C paper's query: find vehicles, then per vehicle colour and model (VQA) and
+damaged / overturned (image-text matching), all per-vehicle calls concurrent."""
+
+__all__ = ["ACCIDENT_REPORT", "STREET_FRAMES", "STREET_REPORT"]
