@@ -55,49 +55,33 @@ def placement_document(composition: Composition, types: Mapping[str, NodeType]) 
 
 
 def _pool_patch(node_type: NodeType, count: int) -> list[dict[str, Any]]:
-    template: dict[str, Any] = {}
     if node_type.gpu_product is not None:
+        # one GPU per pod, pinned to the GPU product's nodes (GPU Feature Discovery's label)
         term = {
             "key": "nvidia.com/gpu.product",
             "operator": "In",
             "values": [node_type.gpu_product],
         }
-        template = {
-            "affinity": {
-                "nodeAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [{"matchExpressions": [term]}]
-                    }
-                }
-            },
-            "initContainers": [
-                {"name": "render-models", "env": [{"name": "TOOLMESH_GPUS", "value": "0"}]}
-            ],
-            "containers": [
-                {"name": "tritonserver", "resources": {"limits": {"nvidia.com/gpu": 1}}}
-            ],
-        }
+        gpus, gpu_limit = "0", 1
     else:
         # a CPU node type: the pool's nodes carry its name as a label; no GPU is asked for
         term = {"key": "toolmesh.dev/node-type", "operator": "In", "values": [node_type.name]}
-        template = {
-            "affinity": {
-                "nodeAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [{"matchExpressions": [term]}]
-                    }
+        gpus, gpu_limit = "", None
+    template: dict[str, Any] = {
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [term]}]
                 }
-            },
-            "initContainers": [
-                {"name": "render-models", "env": [{"name": "TOOLMESH_GPUS", "value": ""}]}
-            ],
-            "containers": [
-                {
-                    "name": "tritonserver",
-                    "resources": {"limits": {"nvidia.com/gpu": None}},
-                }
-            ],
-        }
+            }
+        },
+        "initContainers": [
+            {"name": "render-models", "env": [{"name": "TOOLMESH_GPUS", "value": gpus}]}
+        ],
+        "containers": [
+            {"name": "tritonserver", "resources": {"limits": {"nvidia.com/gpu": gpu_limit}}}
+        ],
+    }
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
